@@ -1,0 +1,550 @@
+//! Loads a dump directory (DESIGN.md "Dump directory") into a [`Snapshot`]: AWS CLI v2 JSON
+//! under `aws/`, any `kubectl get -o json|yaml` output under `k8s/`, container logs under
+//! `k8s/logs/<namespace>/<pod>.log`, and an optional `probe.json`. A missing file means
+//! "not collected", never a failure; a file that does not parse is an error naming it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::arn::TargetGroupArn;
+use crate::aws;
+use crate::error::{Error, Result};
+use crate::snapshot::{Collected, KubeState, ProbeFile, Snapshot};
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Manifest {
+    target_group_arn: Option<String>,
+    region: Option<String>,
+    account_id: Option<String>,
+    cluster_name: Option<String>,
+}
+
+/// Reads the dump at `dir`.
+pub fn load(dir: &Path) -> Result<Snapshot> {
+    fs::read_dir(dir).map_err(|source| Error::Read {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let manifest_path = dir.join("manifest.json");
+    let manifest: Manifest = parse_json(&manifest_path, &read(&manifest_path)?)?;
+    let arn_text = manifest
+        .target_group_arn
+        .ok_or_else(|| Error::ManifestMissingTargetGroup {
+            path: manifest_path.clone(),
+        })?;
+    let arn = TargetGroupArn::parse(&arn_text)?;
+
+    let mut snapshot = Snapshot {
+        region: manifest.region.or_else(|| Some(arn.region.clone())),
+        account_id: manifest.account_id.or_else(|| Some(arn.account.clone())),
+        cluster_name: manifest.cluster_name,
+        target_group_arn: Some(arn.clone()),
+        ..Snapshot::default()
+    };
+    load_aws(dir, &arn_text, &mut snapshot)?;
+    load_kube(dir, &mut snapshot)?;
+
+    let probe_path = dir.join("probe.json");
+    snapshot.probe = if probe_path.exists() {
+        let probe: ProbeFile = parse_json(&probe_path, &read(&probe_path)?)?;
+        Collected::Present(probe.results)
+    } else {
+        Collected::not_collected("health-check replay not run (no probe.json in dump)")
+    };
+    Ok(snapshot)
+}
+
+fn read(path: &Path) -> Result<String> {
+    fs::read_to_string(path).map_err(|source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn parse_json<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T> {
+    serde_json::from_str(text).map_err(|e| Error::Parse {
+        path: path.to_path_buf(),
+        format: "JSON",
+        line: e.line(),
+        column: e.column(),
+        message: strip_location(&e.to_string()),
+    })
+}
+
+/// serde_json appends " at line L column C"; the error already says where.
+fn strip_location(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_string(),
+        None => message.to_string(),
+    }
+}
+
+/// Loads `aws/<file>` if present: `None` means "not in dump".
+fn aws_file<T: DeserializeOwned>(dir: &Path, file: &str) -> Result<Option<T>> {
+    let path = dir.join("aws").join(file);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let text = read(&path)?;
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    parse_json(&path, &text).map(Some)
+}
+
+fn collected<T, U>(dir: &Path, file: &str, pick: impl FnOnce(T) -> U) -> Result<Collected<U>>
+where
+    T: DeserializeOwned,
+{
+    Ok(match aws_file::<T>(dir, file)? {
+        Some(out) => Collected::Present(pick(out)),
+        None => Collected::not_collected(format!("not in dump: aws/{file}")),
+    })
+}
+
+fn load_aws(dir: &Path, arn: &str, snapshot: &mut Snapshot) -> Result<()> {
+    let state = &mut snapshot.aws;
+    let tg_file = "elbv2-describe-target-groups.json";
+    state.target_group = match aws_file::<aws::DescribeTargetGroupsOutput>(dir, tg_file)? {
+        Some(out) => {
+            let known: Vec<String> = out.target_groups.iter().map(|t| t.target_group_arn.clone()).collect();
+            match out.target_groups.into_iter().find(|t| t.target_group_arn == arn) {
+                Some(tg) => Collected::Present(tg),
+                None => {
+                    return Err(Error::UnknownTargetGroup {
+                        arn: arn.to_string(),
+                        detail: format!("aws/{tg_file} lists {}", list_or_none(&known)),
+                    })
+                }
+            }
+        }
+        None => Collected::not_collected(format!("not in dump: aws/{tg_file}")),
+    };
+    state.target_health = collected(
+        dir,
+        "elbv2-describe-target-health.json",
+        |o: aws::DescribeTargetHealthOutput| o.target_health_descriptions,
+    )?;
+    let tags_file = "elbv2-describe-tags.json";
+    state.tags = match aws_file::<aws::DescribeTagsOutput>(dir, tags_file)? {
+        Some(out) => match out.tag_descriptions.into_iter().find(|d| d.resource_arn == arn) {
+            Some(d) => Collected::Present(d.tags.into_iter().map(|t| (t.key, t.value)).collect()),
+            None => Collected::not_collected(format!("aws/{tags_file} holds no tags for the target group")),
+        },
+        None => Collected::not_collected(format!("not in dump: aws/{tags_file}")),
+    };
+    state.load_balancers = collected(
+        dir,
+        "elbv2-describe-load-balancers.json",
+        |o: aws::DescribeLoadBalancersOutput| o.load_balancers,
+    )?;
+    state.security_groups = collected(
+        dir,
+        "ec2-describe-security-groups.json",
+        |o: aws::DescribeSecurityGroupsOutput| o.security_groups,
+    )?;
+    state.network_acls = collected(
+        dir,
+        "ec2-describe-network-acls.json",
+        |o: aws::DescribeNetworkAclsOutput| o.network_acls,
+    )?;
+    state.route_tables = collected(
+        dir,
+        "ec2-describe-route-tables.json",
+        |o: aws::DescribeRouteTablesOutput| o.route_tables,
+    )?;
+    state.subnets = collected(dir, "ec2-describe-subnets.json", |o: aws::DescribeSubnetsOutput| {
+        o.subnets
+    })?;
+    state.vpcs = collected(dir, "ec2-describe-vpcs.json", |o: aws::DescribeVpcsOutput| o.vpcs)?;
+    state.instances = collected(dir, "ec2-describe-instances.json", |o: aws::DescribeInstancesOutput| {
+        o.reservations.into_iter().flat_map(|r| r.instances).collect()
+    })?;
+    state.network_interfaces = collected(
+        dir,
+        "ec2-describe-network-interfaces.json",
+        |o: aws::DescribeNetworkInterfacesOutput| o.network_interfaces,
+    )?;
+    state.cluster = match aws_file::<aws::DescribeClusterOutput>(dir, "eks-describe-cluster.json")? {
+        Some(aws::DescribeClusterOutput { cluster: Some(c) }) => Collected::Present(c),
+        Some(_) => Collected::Absent,
+        None => Collected::not_collected("not in dump: aws/eks-describe-cluster.json"),
+    };
+    Ok(())
+}
+
+fn list_or_none(items: &[String]) -> String {
+    if items.is_empty() {
+        "no target groups".into()
+    } else {
+        items.join(", ")
+    }
+}
+
+/// The kinds the Snapshot holds, with the names `kubectl` accepts for them; a file whose
+/// name is one of these holds that kind even when its `List` is empty.
+const KINDS: &[(&str, &[&str])] = &[
+    (
+        "TargetGroupBinding",
+        &["targetgroupbindings", "targetgroupbinding", "tgb"],
+    ),
+    ("Service", &["services", "service", "svc"]),
+    ("Endpoints", &["endpoints", "ep"]),
+    ("EndpointSlice", &["endpointslices", "endpointslice"]),
+    ("Pod", &["pods", "pod", "po"]),
+    ("Event", &["events", "event", "ev"]),
+    ("Ingress", &["ingresses", "ingress", "ing"]),
+    ("IngressClass", &["ingressclasses", "ingressclass"]),
+    ("Node", &["nodes", "node", "no"]),
+    ("Namespace", &["namespaces", "namespace", "ns"]),
+    ("Deployment", &["deployments", "deployment", "deploy"]),
+    ("DaemonSet", &["daemonsets", "daemonset", "ds"]),
+];
+
+/// The API groups each kind is read from (the group part of `apiVersion`).
+fn expected_group(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "TargetGroupBinding" => &["elbv2.k8s.aws"],
+        "EndpointSlice" => &["discovery.k8s.io"],
+        "Ingress" | "IngressClass" => &["networking.k8s.io"],
+        "Deployment" | "DaemonSet" => &["apps"],
+        _ => &[""],
+    }
+}
+
+#[derive(Default)]
+struct KubeObjects {
+    by_kind: BTreeMap<&'static str, Vec<(PathBuf, Value)>>,
+    hinted: BTreeSet<&'static str>,
+    skipped: BTreeMap<String, usize>,
+}
+
+fn load_kube(dir: &Path, snapshot: &mut Snapshot) -> Result<()> {
+    let k8s = dir.join("k8s");
+    if !k8s.is_dir() {
+        snapshot.kube = KubeState::all_not_collected("dump has no k8s/ directory");
+        return Ok(());
+    }
+    let mut files: Vec<PathBuf> = fs::read_dir(&k8s)
+        .map_err(|source| Error::Read {
+            path: k8s.clone(),
+            source,
+        })?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && matches!(ext(p).as_deref(), Some("json" | "yaml" | "yml")))
+        .collect();
+    files.sort();
+
+    let mut objects = KubeObjects::default();
+    for path in &files {
+        let text = read(path)?;
+        let docs = if ext(path).as_deref() == Some("json") {
+            if text.trim().is_empty() {
+                vec![]
+            } else {
+                vec![parse_json::<Value>(path, &text)?]
+            }
+        } else {
+            parse_yaml_documents(path, &text)?
+        };
+        let stem = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let is_empty_list = docs
+            .iter()
+            .all(|d| d.get("items").and_then(Value::as_array).is_some_and(|a| a.is_empty()));
+        if is_empty_list {
+            for (kind, names) in KINDS {
+                if stem
+                    .split(|c: char| !c.is_ascii_alphanumeric())
+                    .any(|t| names.contains(&t))
+                {
+                    objects.hinted.insert(kind);
+                }
+            }
+        }
+        for doc in docs {
+            flatten_into(path, doc, None, &mut objects);
+        }
+    }
+    if !objects.skipped.is_empty() {
+        let kinds: Vec<String> = objects.skipped.iter().map(|(k, n)| format!("{k} ({n})")).collect();
+        snapshot.notes.push(format!(
+            "skipped Kubernetes objects of kinds this tool does not read: {}",
+            kinds.join(", ")
+        ));
+    }
+
+    let kube = &mut snapshot.kube;
+    kube.target_group_bindings = typed(&objects, "TargetGroupBinding")?;
+    kube.services = typed(&objects, "Service")?;
+    kube.endpoints = typed(&objects, "Endpoints")?;
+    kube.endpoint_slices = typed(&objects, "EndpointSlice")?;
+    kube.pods = typed(&objects, "Pod")?;
+    kube.events = typed(&objects, "Event")?;
+    kube.ingresses = typed(&objects, "Ingress")?;
+    kube.ingress_classes = typed(&objects, "IngressClass")?;
+    kube.nodes = typed(&objects, "Node")?;
+    kube.namespaces = typed(&objects, "Namespace")?;
+    kube.deployments = typed(&objects, "Deployment")?;
+    kube.daemon_sets = typed(&objects, "DaemonSet")?;
+    kube.logs = load_logs(&k8s.join("logs"))?;
+    Ok(())
+}
+
+fn ext(path: &Path) -> Option<String> {
+    path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase)
+}
+
+fn parse_yaml_documents(path: &Path, text: &str) -> Result<Vec<Value>> {
+    let mut docs = Vec::new();
+    for doc in serde_yaml_ng::Deserializer::from_str(text) {
+        let value = Value::deserialize(doc).map_err(|e| {
+            let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
+            Error::Parse {
+                path: path.to_path_buf(),
+                format: "YAML",
+                line,
+                column,
+                message: e.to_string(),
+            }
+        })?;
+        if !value.is_null() {
+            docs.push(value);
+        }
+    }
+    Ok(docs)
+}
+
+/// Unpacks `List`s (kubectl's, and typed ones like `PodList` whose items carry no kind).
+fn flatten_into(path: &Path, mut doc: Value, inherited: Option<(&str, &str)>, out: &mut KubeObjects) {
+    if let Some((api_version, kind)) = inherited {
+        if let Some(obj) = doc.as_object_mut() {
+            obj.entry("apiVersion").or_insert_with(|| api_version.into());
+            obj.entry("kind").or_insert_with(|| kind.into());
+        }
+    }
+    let kind = doc.get("kind").and_then(Value::as_str).unwrap_or("").to_string();
+    let api_version = doc.get("apiVersion").and_then(Value::as_str).unwrap_or("").to_string();
+    if let Some(items) = doc.get_mut("items").and_then(Value::as_array_mut).map(std::mem::take) {
+        let item_kind = kind.strip_suffix("List").filter(|k| !k.is_empty()).map(str::to_string);
+        for item in items {
+            let inherit = item_kind.as_deref().map(|k| (api_version.as_str(), k));
+            flatten_into(path, item, inherit, out);
+        }
+        return;
+    }
+    let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+    match KINDS.iter().find(|(k, _)| *k == kind) {
+        Some((k, _)) if expected_group(k).contains(&group) => {
+            out.by_kind.entry(k).or_default().push((path.to_path_buf(), doc));
+        }
+        _ => {
+            let label = if kind.is_empty() {
+                "(no kind)".to_string()
+            } else {
+                format!("{api_version} {kind}")
+            };
+            *out.skipped.entry(label).or_default() += 1;
+        }
+    }
+}
+
+fn typed<T: DeserializeOwned>(objects: &KubeObjects, kind: &'static str) -> Result<Collected<Vec<T>>> {
+    let Some(values) = objects.by_kind.get(kind) else {
+        return Ok(if objects.hinted.contains(kind) {
+            Collected::Present(Vec::new())
+        } else {
+            Collected::not_collected(format!("no file under k8s/ holds {kind} objects"))
+        });
+    };
+    values
+        .iter()
+        .map(|(path, value)| {
+            T::deserialize(value).map_err(|e| Error::Shape {
+                path: path.clone(),
+                message: format!("{kind} {}: {e}", object_name(value)),
+            })
+        })
+        .collect::<Result<Vec<T>>>()
+        .map(Collected::Present)
+}
+
+fn object_name(value: &Value) -> String {
+    let meta = value.get("metadata");
+    let field = |f: &str| meta.and_then(|m| m.get(f)).and_then(Value::as_str);
+    match (field("namespace"), field("name")) {
+        (Some(ns), Some(name)) => format!("{ns}/{name}"),
+        (None, Some(name)) => name.to_string(),
+        _ => "(unnamed)".to_string(),
+    }
+}
+
+fn load_logs(logs: &Path) -> Result<Collected<BTreeMap<(String, String), String>>> {
+    if !logs.is_dir() {
+        return Ok(Collected::not_collected("no container logs in dump (k8s/logs/)"));
+    }
+    let mut out = BTreeMap::new();
+    let read_dir = |p: &Path| {
+        fs::read_dir(p).map_err(|source| Error::Read {
+            path: p.to_path_buf(),
+            source,
+        })
+    };
+    for ns_entry in read_dir(logs)? {
+        let ns_path = ns_entry
+            .map_err(|source| Error::Read {
+                path: logs.to_path_buf(),
+                source,
+            })?
+            .path();
+        if !ns_path.is_dir() {
+            continue;
+        }
+        let namespace = ns_path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
+        for pod_entry in read_dir(&ns_path)? {
+            let path = pod_entry
+                .map_err(|source| Error::Read {
+                    path: ns_path.clone(),
+                    source,
+                })?
+                .path();
+            if ext(&path).as_deref() != Some("log") {
+                continue;
+            }
+            let pod = path
+                .file_stem()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default()
+                .to_string();
+            // Logs are evidence, not structure: tolerate bytes that are not UTF-8.
+            let bytes = fs::read(&path).map_err(|source| Error::Read {
+                path: path.clone(),
+                source,
+            })?;
+            out.insert((namespace.clone(), pod), String::from_utf8_lossy(&bytes).into_owned());
+        }
+    }
+    Ok(Collected::Present(out))
+}
+
+impl KubeState {
+    pub fn all_not_collected(reason: &str) -> Self {
+        let nc = || reason.to_string();
+        KubeState {
+            target_group_bindings: Collected::NotCollected(nc()),
+            services: Collected::NotCollected(nc()),
+            endpoints: Collected::NotCollected(nc()),
+            endpoint_slices: Collected::NotCollected(nc()),
+            pods: Collected::NotCollected(nc()),
+            events: Collected::NotCollected(nc()),
+            ingresses: Collected::NotCollected(nc()),
+            ingress_classes: Collected::NotCollected(nc()),
+            nodes: Collected::NotCollected(nc()),
+            namespaces: Collected::NotCollected(nc()),
+            deployments: Collected::NotCollected(nc()),
+            daemon_sets: Collected::NotCollected(nc()),
+            logs: Collected::NotCollected(nc()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ARN: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web/0123456789abcdef";
+
+    fn dump_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::write(
+            tmp.path().join("manifest.json"),
+            format!(r#"{{"targetGroupArn": "{ARN}"}}"#),
+        )
+        .unwrap();
+        for (rel, text) in files {
+            let path = tmp.path().join(rel);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, text).unwrap();
+        }
+        tmp
+    }
+
+    #[test]
+    fn reads_yaml_documents_typed_lists_and_skips_unknown_kinds() {
+        let yaml = "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\nspec: {selector: {app: web}}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg, namespace: shop}\n";
+        // A typed list as the API returns it: items carry no kind of their own.
+        let pod_list = r#"{"apiVersion": "v1", "kind": "PodList", "items": [{"metadata": {"name": "web-1", "namespace": "shop"}}]}"#;
+        let tmp = dump_with(&[
+            ("k8s/svc.yaml", yaml),
+            ("k8s/pods.json", pod_list),
+            ("k8s/tgb.json", r#"{"apiVersion":"v1","kind":"List","items":[]}"#),
+        ]);
+        let snap = load(tmp.path()).unwrap();
+        assert_eq!(
+            snap.kube.services.items().unwrap()[0].metadata.name.as_deref(),
+            Some("web")
+        );
+        assert_eq!(
+            snap.kube.pods.items().unwrap()[0].metadata.name.as_deref(),
+            Some("web-1")
+        );
+        // The empty List in a file named after the kind means "collected, none".
+        assert_eq!(snap.kube.target_group_bindings.items().unwrap().len(), 0);
+        assert!(snap
+            .kube
+            .nodes
+            .reason()
+            .unwrap()
+            .contains("no file under k8s/ holds Node"));
+        assert!(
+            snap.notes.iter().any(|n| n.contains("v1 ConfigMap (1)")),
+            "{:?}",
+            snap.notes
+        );
+    }
+
+    #[test]
+    fn missing_aws_files_are_not_collected() {
+        let tmp = dump_with(&[]);
+        let snap = load(tmp.path()).unwrap();
+        assert_eq!(
+            snap.aws.target_group.reason(),
+            Some("not in dump: aws/elbv2-describe-target-groups.json")
+        );
+        assert!(snap.kube.pods.reason().unwrap().contains("no k8s/ directory"));
+        assert!(snap.probe.reason().is_some());
+    }
+
+    #[test]
+    fn a_known_kind_of_the_wrong_shape_names_the_object() {
+        let bad = r#"{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "n"}, "spec": {"containers": "nope"}}"#;
+        let tmp = dump_with(&[("k8s/p.json", bad)]);
+        let err = load(tmp.path()).unwrap_err().to_string();
+        assert!(err.contains("p.json") && err.contains("Pod n/p"), "{err}");
+    }
+
+    #[test]
+    fn logs_are_keyed_by_namespace_and_pod() {
+        let tmp = dump_with(&[("k8s/logs/kube-system/kube-proxy-abc.log", "E1127 boom\n")]);
+        let snap = load(tmp.path()).unwrap();
+        let logs = snap.kube.logs.present().unwrap();
+        assert_eq!(
+            logs.get(&("kube-system".into(), "kube-proxy-abc".into()))
+                .map(String::as_str),
+            Some("E1127 boom\n")
+        );
+    }
+}

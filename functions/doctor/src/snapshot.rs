@@ -1,0 +1,182 @@
+//! The Snapshot: everything gathered about one target group, from live APIs, a dump
+//! directory, or test fixtures. Checks read nothing else.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use k8s_openapi::api::core::v1::{Endpoints, Event, Namespace, Node, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::{Deserialize, Serialize};
+
+use crate::arn::TargetGroupArn;
+use crate::aws;
+
+/// One gathered item: present, known to be absent, or not collected (and why).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Collected<T> {
+    Present(T),
+    Absent,
+    NotCollected(String),
+}
+
+impl<T> Default for Collected<T> {
+    fn default() -> Self {
+        Collected::NotCollected("not gathered".into())
+    }
+}
+
+impl<T> Collected<T> {
+    pub fn not_collected(reason: impl Into<String>) -> Self {
+        Collected::NotCollected(reason.into())
+    }
+
+    /// The value, `None` when absent, or the reason it was not collected.
+    pub fn get(&self) -> Result<Option<&T>, &str> {
+        match self {
+            Collected::Present(v) => Ok(Some(v)),
+            Collected::Absent => Ok(None),
+            Collected::NotCollected(why) => Err(why),
+        }
+    }
+
+    pub fn present(&self) -> Option<&T> {
+        match self {
+            Collected::Present(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            Collected::NotCollected(why) => Some(why),
+            _ => None,
+        }
+    }
+}
+
+impl<T> Collected<Vec<T>> {
+    /// A collected list (absent counts as empty), or the reason it was not collected.
+    pub fn items(&self) -> Result<&[T], &str> {
+        match self {
+            Collected::Present(v) => Ok(v),
+            Collected::Absent => Ok(&[]),
+            Collected::NotCollected(why) => Err(why),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub target_group_arn: Option<TargetGroupArn>,
+    pub region: Option<String>,
+    pub account_id: Option<String>,
+    /// The cluster the caller named (manifest, event or flag); resolution may find another.
+    pub cluster_name: Option<String>,
+    pub aws: AwsState,
+    pub kube: KubeState,
+    pub probe: Collected<Vec<ProbeResult>>,
+    /// Things the gatherer or loader noticed that are not failures (skipped kinds, ...).
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AwsState {
+    pub target_group: Collected<aws::TargetGroup>,
+    pub target_health: Collected<Vec<aws::TargetHealthDescription>>,
+    pub tags: Collected<BTreeMap<String, String>>,
+    pub load_balancers: Collected<Vec<aws::LoadBalancer>>,
+    pub security_groups: Collected<Vec<aws::SecurityGroup>>,
+    pub network_acls: Collected<Vec<aws::NetworkAcl>>,
+    pub route_tables: Collected<Vec<aws::RouteTable>>,
+    pub subnets: Collected<Vec<aws::Subnet>>,
+    pub vpcs: Collected<Vec<aws::Vpc>>,
+    pub instances: Collected<Vec<aws::Instance>>,
+    pub network_interfaces: Collected<Vec<aws::NetworkInterface>>,
+    pub cluster: Collected<aws::Cluster>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct KubeState {
+    pub target_group_bindings: Collected<Vec<TargetGroupBinding>>,
+    pub services: Collected<Vec<Service>>,
+    pub endpoints: Collected<Vec<Endpoints>>,
+    pub endpoint_slices: Collected<Vec<EndpointSlice>>,
+    pub pods: Collected<Vec<Pod>>,
+    pub events: Collected<Vec<Event>>,
+    pub ingresses: Collected<Vec<Ingress>>,
+    pub ingress_classes: Collected<Vec<IngressClass>>,
+    pub nodes: Collected<Vec<Node>>,
+    pub namespaces: Collected<Vec<Namespace>>,
+    pub deployments: Collected<Vec<Deployment>>,
+    pub daemon_sets: Collected<Vec<DaemonSet>>,
+    /// Container logs keyed by (namespace, pod name).
+    pub logs: Collected<BTreeMap<(String, String), String>>,
+}
+
+/// `elbv2.k8s.aws/v1beta1` TargetGroupBinding: the AWS Load Balancer Controller's record
+/// of which Service backs which target group.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetGroupBinding {
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub spec: TargetGroupBindingSpec,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct TargetGroupBindingSpec {
+    #[serde(rename = "targetGroupARN")]
+    pub target_group_arn: Option<String>,
+    pub target_group_name: Option<String>,
+    pub target_type: Option<String>,
+    pub service_ref: ServiceReference,
+    pub node_selector: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ServiceReference {
+    pub name: String,
+    pub port: Option<k8s_openapi::apimachinery::pkg::util::intstr::IntOrString>,
+}
+
+/// One health-check replay result (`probe.json`), the project's own format.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProbeResult {
+    pub target_id: String,
+    #[serde(default)]
+    pub address: Option<String>,
+    pub port: u16,
+    #[serde(default)]
+    pub protocol: Option<String>,
+    #[serde(default)]
+    pub path: Option<String>,
+    pub outcome: ProbeOutcome,
+    #[serde(default)]
+    pub status_code: Option<u16>,
+    #[serde(default)]
+    pub latency_ms: Option<u64>,
+    #[serde(default)]
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ProbeOutcome {
+    /// An HTTP answer came back (see `status_code`), or the TCP connection opened.
+    #[default]
+    Response,
+    Refused,
+    Timeout,
+    Error,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ProbeFile {
+    pub results: Vec<ProbeResult>,
+}

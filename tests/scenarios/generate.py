@@ -1,0 +1,2564 @@
+#!/usr/bin/env python3
+"""Generate the eks-lb-doctor scenario dump directories.
+
+Every scenario is a "dump directory": the files the AWS CLI v2 and kubectl print
+for one target group, plus `manifest.json` and the test metadata `expected.json`.
+
+    python3 tests/scenarios/generate.py           # delete and rewrite every scenario dir
+    python3 tests/scenarios/generate.py --check   # exit 1 if the committed files are stale
+
+Design: `base_state()` builds the healthy cluster as plain Python dicts; each
+scenario is a small function that receives a deep copy of the base and mutates
+it.  `render()` derives the few things that must always agree (Endpoints and
+EndpointSlices from the Service selector and the Pods, the pod IPs on the node
+ENIs), checks the dump is self-consistent and serialises it.
+
+Standard library only; output is deterministic (UUIDs are uuid5, resource
+versions and ids are hashes of the object's identity).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import copy
+import dataclasses
+import hashlib
+import ipaddress
+import json
+import re
+import shutil
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+# --------------------------------------------------------------------------
+# Fixed identities of the demo environment
+# --------------------------------------------------------------------------
+
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+CLUSTER = "demo-cluster"
+VPC_ID = "vpc-0a1b2c3d4e5f60001"
+VPC_CIDR = "192.168.0.0/16"
+IGW_ID = "igw-0a1b2c3d4e5f00031"
+NAT_ID = "nat-0a1b2c3d4e5f00041"
+DHCP_ID = "dopt-0a1b2c3d4e5f00071"
+DEFAULT_ACL = "acl-0a1b2c3d4e5f00061"
+PRIVATE_ACL = "acl-0priv0000000000p1"
+RTB_MAIN = "rtb-0a1b2c3d4e5f00051"
+RTB_PUBLIC = "rtb-0a1b2c3d4e5f00052"
+RTB_PRIVATE = "rtb-0a1b2c3d4e5f00053"
+FIREWALL_ENI = "eni-0fw00000000000001"
+
+SG_ALB = "sg-0alb00000000000a1"
+SG_BACKEND = "sg-0bk000000000000b1"
+SG_CLUSTER = "sg-0c1000000000000c1"
+SG_NG2 = "sg-0ng200000000000d1"
+SG_NAMES = {
+    SG_ALB: "k8s-default-albinsta-3b4c5d6e7f",
+    SG_BACKEND: "k8s-traffic-demo-cluster-4f3e2d1c0b",
+    SG_CLUSTER: "eks-cluster-sg-demo-cluster-1234567890",
+    SG_NG2: "demo-cluster-ng-2-node-sg",
+}
+TGB_RULE_DESC = "elbv2.k8s.aws/targetGroupBinding=shared"
+
+ELB = f"arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}"
+ALB_NAME = "k8s-default-albinsta-7f3a1e9c2b"
+ALB_ARN = f"{ELB}:loadbalancer/app/{ALB_NAME}/50dc6c495c0c9188"
+ALB_DNS = f"{ALB_NAME}-1187654321.{REGION}.elb.amazonaws.com"
+ALB_TG_NAME = "k8s-default-albinsta-6b1c1d4f2e"
+ALB_TG_ARN = f"{ELB}:targetgroup/{ALB_TG_NAME}/73e2d6bc24d8a067"
+NLB_NAME = "k8s-default-echonlb-3c4d5e6f7a"
+NLB_ARN = f"{ELB}:loadbalancer/net/{NLB_NAME}/8a9b0c1d2e3f4a5b"
+NLB_DNS = f"{NLB_NAME}-8a9b0c1d2e3f4a5b.elb.{REGION}.amazonaws.com"
+NLB_TG_NAME = "k8s-default-echonlb-1a2b3c4d5e"
+NLB_TG_ARN = f"{ELB}:targetgroup/{NLB_TG_NAME}/0f1e2d3c4b5a6978"
+
+NGINX_IMAGE = "public.ecr.aws/nginx/nginx:1.27"
+LBC_IMAGE = "public.ecr.aws/eks/aws-load-balancer-controller:v2.14.1"
+KUBE_PROXY_IMAGE = "602401143452.dkr.ecr.us-east-1.amazonaws.com/eks/kube-proxy:v1.33.3-minimal-eksbuild.6"
+LBC_ROLE = "AmazonEKSLoadBalancerControllerRole"
+
+# The ALB's own private addresses in the public subnets (seen as client IPs
+# when the source address is preserved).
+ALB_NODE_IPS = ["192.168.14.201", "192.168.47.18"]
+
+AZ_IDS = {"us-east-1a": "use1-az1", "us-east-1b": "use1-az2", "us-east-1c": "use1-az4"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Subnet:
+    key: str
+    id: str
+    cidr: str
+    az: str
+    public: bool
+    free_ips: int
+
+
+SUBNETS = [
+    Subnet("public-1a", "subnet-0a1b2c3d4e5f00011", "192.168.0.0/19", "us-east-1a", True, 8184),
+    Subnet("public-1b", "subnet-0a1b2c3d4e5f00012", "192.168.32.0/19", "us-east-1b", True, 8185),
+    Subnet("private-1a", "subnet-0a1b2c3d4e5f00021", "192.168.64.0/19", "us-east-1a", False, 8150),
+    Subnet("private-1b", "subnet-0a1b2c3d4e5f00022", "192.168.96.0/19", "us-east-1b", False, 8163),
+    Subnet("private-1c", "subnet-0a1b2c3d4e5f00023", "192.168.128.0/19", "us-east-1c", False, 8186),
+]
+SUBNET = {s.key: s for s in SUBNETS}
+PUBLIC_SUBNETS = [s for s in SUBNETS if s.public]
+PRIVATE_SUBNETS = [s for s in SUBNETS if not s.public]
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeSpec:
+    """One EC2 worker node: the instance, its primary ENI and its Node object."""
+
+    instance_id: str
+    ip: str
+    subnet: str
+    eni: str
+    nodegroup: str = "ng-1"
+    security_groups: tuple = (SG_CLUSTER,)
+    launched: str = "2026-11-27T02:02:55+00:00"
+    registered: str = "2026-11-27T02:03:40Z"
+
+    @property
+    def name(self) -> str:
+        return "ip-" + self.ip.replace(".", "-") + ".ec2.internal"
+
+    @property
+    def az(self) -> str:
+        return SUBNET[self.subnet].az
+
+    @property
+    def subnet_id(self) -> str:
+        return SUBNET[self.subnet].id
+
+
+NODE1 = NodeSpec("i-0a1b2c3d4e5f6a001", "192.168.70.10", "private-1a", "eni-0a1b2c3d4e5f70001")
+NODE2 = NodeSpec("i-0a1b2c3d4e5f6a002", "192.168.100.20", "private-1b", "eni-0a1b2c3d4e5f70002")
+NODE3 = NodeSpec("i-0a1b2c3d4e5f6a003", "192.168.130.30", "private-1c", "eni-0a1b2c3d4e5f70003")
+
+# Long-lived objects were created with the cluster / load balancer; the node
+# group was rolled this morning, so nodes and pods are recent.
+T_CLUSTER_K8S = "2026-10-01T08:55:41Z"
+T_ADDONS = "2026-10-01T09:04:58Z"
+T_APP = "2026-10-01T09:12:01Z"
+T_APP_POD = "2026-11-27T02:31:07Z"
+T_APP_POD_RECREATED = "2026-11-27T02:48:20Z"
+T_LBC_POD = "2026-11-27T02:09:51Z"
+T_KUBE_PROXY_POD = "2026-11-27T02:03:45Z"
+
+# --------------------------------------------------------------------------
+# Deterministic ids
+# --------------------------------------------------------------------------
+
+UUID_NS = uuid.UUID("6f1c5b0e-2a4d-4c1e-9b7a-0d3e5f7a9c21")
+
+
+def digest(*parts: str, n: int = 16) -> str:
+    return hashlib.sha256("/".join(parts).encode()).hexdigest()[:n]
+
+
+def uid(*parts: str) -> str:
+    return str(uuid.uuid5(UUID_NS, "/".join(parts)))
+
+
+def resource_version(*parts: str) -> str:
+    return str(1_000_000 + int(digest(*parts, n=8), 16) % 8_000_000)
+
+
+# --------------------------------------------------------------------------
+# Small generic helpers
+# --------------------------------------------------------------------------
+
+
+def aws_tags(d: dict) -> list:
+    return [{"Key": k, "Value": v} for k, v in d.items()]
+
+
+def only(items, pred, what="item"):
+    found = [i for i in items if pred(i)]
+    if len(found) != 1:
+        raise LookupError(f"expected exactly one {what}, found {len(found)}")
+    return found[0]
+
+
+def klog(level: str, hms: str, micro: int, src: str, msg: str) -> str:
+    """A klog header line as kube-proxy prints it."""
+    return f"{level}1127 {hms}.{micro:06d}       1 {src}] {msg}"
+
+
+# --------------------------------------------------------------------------
+# AWS builders
+# --------------------------------------------------------------------------
+
+
+def sg_rule(protocol="tcp", port=None, *, cidrs=(), groups=(), description=None) -> dict:
+    """One IpPermission. `port` is an int or a (from, to) tuple; None with protocol -1."""
+    rule = {}
+    if protocol != "-1":
+        lo, hi = port if isinstance(port, tuple) else (port, port)
+        rule["FromPort"] = lo
+    rule["IpProtocol"] = protocol
+    rule["IpRanges"] = [{"CidrIp": c, **({"Description": description} if description else {})} for c in cidrs]
+    rule["Ipv6Ranges"] = []
+    rule["PrefixListIds"] = []
+    if protocol != "-1":
+        rule["ToPort"] = hi
+    rule["UserIdGroupPairs"] = [
+        {**({"Description": description} if description else {}), "GroupId": g, "UserId": ACCOUNT} for g in groups
+    ]
+    return rule
+
+
+def security_group(group_id, description, ingress, tags) -> dict:
+    return {
+        "Description": description,
+        "GroupName": SG_NAMES[group_id],
+        "IpPermissions": ingress,
+        "OwnerId": ACCOUNT,
+        "GroupId": group_id,
+        "IpPermissionsEgress": [sg_rule("-1", cidrs=["0.0.0.0/0"])],
+        "Tags": aws_tags(tags),
+        "VpcId": VPC_ID,
+    }
+
+
+def alb_security_group() -> dict:
+    return security_group(
+        SG_ALB,
+        "[k8s] Managed SecurityGroup for LoadBalancer",
+        [sg_rule("tcp", 80, cidrs=["0.0.0.0/0"])],
+        {
+            "elbv2.k8s.aws/cluster": CLUSTER,
+            "ingress.k8s.aws/stack": "default/alb-instance",
+            "ingress.k8s.aws/resource": "ManagedLBSecurityGroup",
+        },
+    )
+
+
+def backend_security_group() -> dict:
+    return security_group(
+        SG_BACKEND,
+        "[k8s] Shared Backend SecurityGroup for LoadBalancer",
+        [],
+        {"elbv2.k8s.aws/cluster": CLUSTER, "elbv2.k8s.aws/resource": "backend-sg"},
+    )
+
+
+def cluster_security_group(extra_rules) -> dict:
+    return security_group(
+        SG_CLUSTER,
+        "EKS created security group applied to ENI that is attached to EKS Control Plane master nodes, "
+        "as well as any managed workloads.",
+        [sg_rule("-1", groups=[SG_CLUSTER])] + list(extra_rules),
+        {
+            "Name": SG_NAMES[SG_CLUSTER],
+            f"kubernetes.io/cluster/{CLUSTER}": "owned",
+            "aws:eks:cluster-name": CLUSTER,
+        },
+    )
+
+
+def nacl_entry(number, action, *, egress, cidr="0.0.0.0/0", protocol="-1", ports=None) -> dict:
+    entry = {"CidrBlock": cidr, "Egress": egress}
+    if ports is not None:
+        entry["PortRange"] = {"From": ports[0], "To": ports[1]}
+    entry["Protocol"] = protocol
+    entry["RuleAction"] = action
+    entry["RuleNumber"] = number
+    return entry
+
+
+def network_acl(acl_id, subnets, inbound, outbound, *, is_default, tags=None) -> dict:
+    """`inbound`/`outbound` are the custom entries; the 32767 deny-all is appended like AWS does."""
+    entries = (
+        list(outbound)
+        + [nacl_entry(32767, "deny", egress=True)]
+        + list(inbound)
+        + [nacl_entry(32767, "deny", egress=False)]
+    )
+    return {
+        "Associations": [
+            {
+                "NetworkAclAssociationId": "aclassoc-" + digest(acl_id, sn.id, n=17),
+                "NetworkAclId": acl_id,
+                "SubnetId": sn.id,
+            }
+            for sn in subnets
+        ],
+        "Entries": entries,
+        "IsDefault": is_default,
+        "NetworkAclId": acl_id,
+        "Tags": aws_tags(tags or {}),
+        "VpcId": VPC_ID,
+        "OwnerId": ACCOUNT,
+    }
+
+
+def allow_all_nacl(acl_id, subnets, **kw) -> dict:
+    return network_acl(
+        acl_id,
+        subnets,
+        inbound=[nacl_entry(100, "allow", egress=False)],
+        outbound=[nacl_entry(100, "allow", egress=True)],
+        **kw,
+    )
+
+
+def route(destination, *, origin="CreateRoute", state="active", **target) -> dict:
+    return {"DestinationCidrBlock": destination, **target, "Origin": origin, "State": state}
+
+
+def local_route() -> dict:
+    return route(VPC_CIDR, GatewayId="local", origin="CreateRouteTable")
+
+
+def route_table(rtb_id, subnets, routes, name, *, main=False) -> dict:
+    assocs = []
+    if main:
+        assocs.append(
+            {
+                "Main": True,
+                "RouteTableAssociationId": "rtbassoc-" + digest(rtb_id, "main", n=17),
+                "RouteTableId": rtb_id,
+                "AssociationState": {"State": "associated"},
+            }
+        )
+    for sn in subnets:
+        assocs.append(
+            {
+                "Main": False,
+                "RouteTableAssociationId": "rtbassoc-" + digest(rtb_id, sn.id, n=17),
+                "RouteTableId": rtb_id,
+                "SubnetId": sn.id,
+                "AssociationState": {"State": "associated"},
+            }
+        )
+    return {
+        "Associations": assocs,
+        "PropagatingVgws": [],
+        "RouteTableId": rtb_id,
+        "Routes": routes,
+        "Tags": aws_tags({"Name": name}),
+        "VpcId": VPC_ID,
+        "OwnerId": ACCOUNT,
+    }
+
+
+def subnet(sn: Subnet) -> dict:
+    kind = "Public" if sn.public else "Private"
+    role = "kubernetes.io/role/elb" if sn.public else "kubernetes.io/role/internal-elb"
+    return {
+        "AvailabilityZone": sn.az,
+        "AvailabilityZoneId": AZ_IDS[sn.az],
+        "AvailableIpAddressCount": sn.free_ips,
+        "CidrBlock": sn.cidr,
+        "DefaultForAz": False,
+        "MapPublicIpOnLaunch": sn.public,
+        "MapCustomerOwnedIpOnLaunch": False,
+        "State": "available",
+        "SubnetId": sn.id,
+        "VpcId": VPC_ID,
+        "OwnerId": ACCOUNT,
+        "AssignIpv6AddressOnCreation": False,
+        "Ipv6CidrBlockAssociationSet": [],
+        "Tags": aws_tags(
+            {
+                "Name": f"eksctl-{CLUSTER}-cluster/Subnet{kind}{sn.az.replace('-', '').upper()}",
+                role: "1",
+                f"kubernetes.io/cluster/{CLUSTER}": "shared",
+            }
+        ),
+        "SubnetArn": f"arn:aws:ec2:{REGION}:{ACCOUNT}:subnet/{sn.id}",
+        "EnableDns64": False,
+        "Ipv6Native": False,
+        "PrivateDnsNameOptionsOnLaunch": {
+            "HostnameType": "ip-name",
+            "EnableResourceNameDnsARecord": False,
+            "EnableResourceNameDnsAAAARecord": False,
+        },
+    }
+
+
+def vpc() -> dict:
+    return {
+        "CidrBlock": VPC_CIDR,
+        "DhcpOptionsId": DHCP_ID,
+        "State": "available",
+        "VpcId": VPC_ID,
+        "OwnerId": ACCOUNT,
+        "InstanceTenancy": "default",
+        "CidrBlockAssociationSet": [
+            {
+                "AssociationId": "vpc-cidr-assoc-0a1b2c3d4e5f00091",
+                "CidrBlock": VPC_CIDR,
+                "CidrBlockState": {"State": "associated"},
+            }
+        ],
+        "IsDefault": False,
+        "Tags": aws_tags({"Name": f"eksctl-{CLUSTER}-cluster/VPC"}),
+    }
+
+
+def sg_refs(node: NodeSpec) -> list:
+    return [{"GroupId": g, "GroupName": SG_NAMES[g]} for g in node.security_groups]
+
+
+def reservation(node: NodeSpec, *, state="running") -> dict:
+    codes = {"running": 16, "stopped": 80, "terminated": 48}
+    instance = {
+        "AmiLaunchIndex": 0,
+        "ImageId": "ami-0c1d2e3f4a5b6c7d8",
+        "InstanceId": node.instance_id,
+        "InstanceType": "m5.large",
+        "LaunchTime": node.launched,
+        "Monitoring": {"State": "disabled"},
+        "Placement": {"AvailabilityZone": node.az, "GroupName": "", "Tenancy": "default"},
+        "PrivateDnsName": node.name,
+        "PrivateIpAddress": node.ip,
+        "ProductCodes": [],
+        "PublicDnsName": "",
+        "State": {"Code": codes[state], "Name": state},
+        "StateTransitionReason": "",
+        "SubnetId": node.subnet_id,
+        "VpcId": VPC_ID,
+        "Architecture": "x86_64",
+        "NetworkInterfaces": [
+            {
+                "Attachment": {
+                    "AttachTime": node.launched,
+                    "AttachmentId": "eni-attach-" + digest(node.eni, n=17),
+                    "DeleteOnTermination": True,
+                    "DeviceIndex": 0,
+                    "Status": "attached",
+                    "NetworkCardIndex": 0,
+                },
+                "Description": "",
+                "Groups": sg_refs(node),
+                "Ipv6Addresses": [],
+                "MacAddress": mac_address(node),
+                "NetworkInterfaceId": node.eni,
+                "OwnerId": ACCOUNT,
+                "PrivateDnsName": node.name,
+                "PrivateIpAddress": node.ip,
+                "SourceDestCheck": True,
+                "Status": "in-use",
+                "SubnetId": node.subnet_id,
+                "VpcId": VPC_ID,
+                "InterfaceType": "interface",
+            }
+        ],
+        "SecurityGroups": sg_refs(node),
+        "Tags": aws_tags(
+            {
+                "Name": f"{CLUSTER}-{node.nodegroup}-Node",
+                "eks:cluster-name": CLUSTER,
+                "eks:nodegroup-name": node.nodegroup,
+                f"kubernetes.io/cluster/{CLUSTER}": "owned",
+                "aws:autoscaling:groupName": f"eks-{node.nodegroup}-" + uid("asg", node.nodegroup),
+            }
+        ),
+    }
+    if state != "running":
+        instance["StateTransitionReason"] = "User initiated (2026-11-27 02:41:07 GMT)"
+        instance["StateReason"] = {
+            "Code": "Client.UserInitiatedShutdown",
+            "Message": "Client.UserInitiatedShutdown: User initiated shutdown",
+        }
+    return {
+        "ReservationId": "r-" + digest("reservation", node.instance_id, n=17),
+        "OwnerId": ACCOUNT,
+        "Groups": [],
+        "Instances": [instance],
+    }
+
+
+def mac_address(node: NodeSpec) -> str:
+    h = digest("mac", node.eni, n=10)
+    return "0a:" + ":".join(h[i : i + 2] for i in range(0, 10, 2))
+
+
+def network_interface(node: NodeSpec) -> dict:
+    """The node's primary ENI; pod IPs are filled in by `render()` from the Pods."""
+    return {
+        "Attachment": {
+            "AttachTime": node.launched,
+            "AttachmentId": "eni-attach-" + digest(node.eni, n=17),
+            "DeleteOnTermination": True,
+            "DeviceIndex": 0,
+            "NetworkCardIndex": 0,
+            "InstanceId": node.instance_id,
+            "InstanceOwnerId": ACCOUNT,
+            "Status": "attached",
+        },
+        "AvailabilityZone": node.az,
+        "Description": "",
+        "Groups": sg_refs(node),
+        "InterfaceType": "interface",
+        "Ipv6Addresses": [],
+        "MacAddress": mac_address(node),
+        "NetworkInterfaceId": node.eni,
+        "OwnerId": ACCOUNT,
+        "PrivateDnsName": node.name,
+        "PrivateIpAddress": node.ip,
+        "PrivateIpAddresses": [{"Primary": True, "PrivateDnsName": node.name, "PrivateIpAddress": node.ip}],
+        "RequesterManaged": False,
+        "SourceDestCheck": True,
+        "Status": "in-use",
+        "SubnetId": node.subnet_id,
+        "TagSet": [],
+        "VpcId": VPC_ID,
+    }
+
+
+def application_load_balancer() -> dict:
+    return {
+        "LoadBalancerArn": ALB_ARN,
+        "DNSName": ALB_DNS,
+        "CanonicalHostedZoneId": "Z35SXDOTRQ7X7K",
+        "CreatedTime": "2026-10-01T09:12:33.120000+00:00",
+        "LoadBalancerName": ALB_NAME,
+        "Scheme": "internet-facing",
+        "VpcId": VPC_ID,
+        "State": {"Code": "active"},
+        "Type": "application",
+        "AvailabilityZones": [
+            {"ZoneName": sn.az, "SubnetId": sn.id, "LoadBalancerAddresses": []} for sn in PUBLIC_SUBNETS
+        ],
+        "SecurityGroups": [SG_ALB, SG_BACKEND],
+        "IpAddressType": "ipv4",
+    }
+
+
+def network_load_balancer() -> dict:
+    return {
+        "LoadBalancerArn": NLB_ARN,
+        "DNSName": NLB_DNS,
+        "CanonicalHostedZoneId": "Z26RNL4JYFTOTI",
+        "CreatedTime": "2026-10-01T09:14:52.803000+00:00",
+        "LoadBalancerName": NLB_NAME,
+        "Scheme": "internet-facing",
+        "VpcId": VPC_ID,
+        "State": {"Code": "active"},
+        "Type": "network",
+        "AvailabilityZones": [
+            {"ZoneName": sn.az, "SubnetId": sn.id, "LoadBalancerAddresses": []} for sn in PUBLIC_SUBNETS
+        ],
+        "IpAddressType": "ipv4",
+    }
+
+
+def alb_target_group(*, port=30080, target_type="instance", hc_port="traffic-port", hc_path="/") -> dict:
+    return {
+        "TargetGroupArn": ALB_TG_ARN,
+        "TargetGroupName": ALB_TG_NAME,
+        "Protocol": "HTTP",
+        "Port": port,
+        "VpcId": VPC_ID,
+        "HealthCheckProtocol": "HTTP",
+        "HealthCheckPort": hc_port,
+        "HealthCheckEnabled": True,
+        "HealthCheckIntervalSeconds": 15,
+        "HealthCheckTimeoutSeconds": 5,
+        "HealthyThresholdCount": 2,
+        "UnhealthyThresholdCount": 2,
+        "HealthCheckPath": hc_path,
+        "Matcher": {"HttpCode": "200"},
+        "LoadBalancerArns": [ALB_ARN],
+        "TargetType": target_type,
+        "ProtocolVersion": "HTTP1",
+        "IpAddressType": "ipv4",
+    }
+
+
+def nlb_target_group(*, port, target_type, hc_port, hc_path) -> dict:
+    return {
+        "TargetGroupArn": NLB_TG_ARN,
+        "TargetGroupName": NLB_TG_NAME,
+        "Protocol": "TCP",
+        "Port": port,
+        "VpcId": VPC_ID,
+        "HealthCheckProtocol": "HTTP",
+        "HealthCheckPort": hc_port,
+        "HealthCheckEnabled": True,
+        "HealthCheckIntervalSeconds": 10,
+        "HealthCheckTimeoutSeconds": 6,
+        "HealthyThresholdCount": 2,
+        "UnhealthyThresholdCount": 2,
+        "HealthCheckPath": hc_path,
+        "Matcher": {"HttpCode": "200-399"},
+        "LoadBalancerArns": [NLB_ARN],
+        "TargetType": target_type,
+        "IpAddressType": "ipv4",
+    }
+
+
+TARGET_REASONS = {
+    # reason -> (state, default description)
+    "Target.FailedHealthChecks": ("unhealthy", "Health checks failed"),
+    "Target.Timeout": ("unhealthy", "Request timed out"),
+    "Target.ResponseCodeMismatch": ("unhealthy", "Health checks failed with these codes: [404]"),
+    "Target.NotInUse": ("unused", "Target is in an Availability Zone that is not enabled for the load balancer"),
+    "Target.InvalidState": ("unused", "Target is in the stopped state"),
+}
+
+
+def target_health(target_id, port, *, hc_port=None, az=None, reason=None, description=None) -> dict:
+    """One TargetHealthDescription; healthy unless `reason` is given."""
+    target = {"Id": target_id, "Port": port}
+    if az:
+        target["AvailabilityZone"] = az
+    health = {"State": "healthy"}
+    if reason:
+        state, default_description = TARGET_REASONS[reason]
+        health = {"State": state, "Reason": reason, "Description": description or default_description}
+    return {"Target": target, "HealthCheckPort": hc_port or str(port), "TargetHealth": health}
+
+
+def tag_description(arn, tags: dict) -> dict:
+    return {"ResourceArn": arn, "Tags": aws_tags(tags)}
+
+
+def alb_tg_tags() -> dict:
+    return {
+        "elbv2.k8s.aws/cluster": CLUSTER,
+        "ingress.k8s.aws/stack": "default/alb-instance",
+        "ingress.k8s.aws/resource": "default/alb-instance-alb-instance:80",
+    }
+
+
+def eks_cluster() -> dict:
+    ca = base64.b64encode(b"-----BEGIN CERTIFICATE-----\nMIIC").decode()
+    return {
+        "name": CLUSTER,
+        "arn": f"arn:aws:eks:{REGION}:{ACCOUNT}:cluster/{CLUSTER}",
+        "createdAt": "2026-10-01T08:47:19.412000+00:00",
+        "version": "1.33",
+        "endpoint": "https://ABCDEF0123456789.gr7.us-east-1.eks.amazonaws.com",
+        "roleArn": f"arn:aws:iam::{ACCOUNT}:role/eksctl-{CLUSTER}-cluster-ServiceRole-1A2B3C4D5E6F",
+        "resourcesVpcConfig": {
+            "subnetIds": [sn.id for sn in SUBNETS],
+            "securityGroupIds": [],
+            "clusterSecurityGroupId": SG_CLUSTER,
+            "vpcId": VPC_ID,
+            "endpointPublicAccess": True,
+            "endpointPrivateAccess": True,
+            "publicAccessCidrs": ["0.0.0.0/0"],
+        },
+        "kubernetesNetworkConfig": {
+            "serviceIpv4Cidr": "10.100.0.0/16",
+            "ipFamily": "ipv4",
+            "elasticLoadBalancing": {"enabled": False},
+        },
+        "logging": {
+            "clusterLogging": [
+                {"types": ["api", "audit", "authenticator", "controllerManager", "scheduler"], "enabled": False}
+            ]
+        },
+        "identity": {"oidc": {"issuer": f"https://oidc.eks.{REGION}.amazonaws.com/id/ABCDEF0123456789"}},
+        "status": "ACTIVE",
+        "certificateAuthority": {"data": ca},
+        "platformVersion": "eks.9",
+        "tags": {},
+        "accessConfig": {"authenticationMode": "API_AND_CONFIG_MAP"},
+        "upgradePolicy": {"supportType": "STANDARD"},
+    }
+
+
+# --------------------------------------------------------------------------
+# Kubernetes builders
+# --------------------------------------------------------------------------
+
+
+def meta(kind, name, namespace=None, *, created, labels=None, annotations=None, **extra) -> dict:
+    m = {
+        "creationTimestamp": created,
+        "name": name,
+        "resourceVersion": resource_version(kind, namespace or "", name),
+        "uid": uid(kind, namespace or "", name),
+    }
+    if namespace:
+        m["namespace"] = namespace
+    if labels:
+        m["labels"] = dict(labels)
+    if annotations:
+        m["annotations"] = dict(annotations)
+    m.update(extra)
+    return m
+
+
+def owner_ref(kind, name, namespace, api_version="apps/v1") -> dict:
+    return {
+        "apiVersion": api_version,
+        "blockOwnerDeletion": True,
+        "controller": True,
+        "kind": kind,
+        "name": name,
+        "uid": uid(kind, namespace, name),
+    }
+
+
+def obj_ref(obj) -> dict:
+    """targetRef as the endpoints controllers write it."""
+    m = obj["metadata"]
+    return {"kind": obj["kind"], "name": m["name"], "namespace": m["namespace"], "uid": m["uid"]}
+
+
+def k8s_list(items) -> dict:
+    return {"apiVersion": "v1", "items": items, "kind": "List", "metadata": {"resourceVersion": ""}}
+
+
+def condition(ctype, status, when, *, reason=None, message=None, heartbeat=None) -> dict:
+    c = {"lastProbeTime": None, "lastTransitionTime": when, "status": status, "type": ctype}
+    if heartbeat is not None:  # node conditions carry heartbeats, not probe times
+        c = {"lastHeartbeatTime": heartbeat, "lastTransitionTime": when, "status": status, "type": ctype}
+    if message:
+        c["message"] = message
+    if reason:
+        c["reason"] = reason
+    return c
+
+
+def namespace(name) -> dict:
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": meta(
+            "Namespace", name, created=T_CLUSTER_K8S, labels={"kubernetes.io/metadata.name": name}
+        ),
+        "spec": {"finalizers": ["kubernetes"]},
+        "status": {"phase": "Active"},
+    }
+
+
+def k8s_node(node: NodeSpec) -> dict:
+    zone = node.az
+    hb = "2026-11-27T03:04:12Z"
+    pressure = [
+        ("MemoryPressure", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+        ("DiskPressure", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+        ("PIDPressure", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+    ]
+    conditions = [
+        condition(t, "False", node.registered, reason=r, message=m, heartbeat=hb) for t, r, m in pressure
+    ]
+    conditions.append(
+        condition(
+            "Ready", "True", "2026-11-27T02:04:01Z", reason="KubeletReady",
+            message="kubelet is posting ready status", heartbeat=hb,
+        )
+    )
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": meta(
+            "Node",
+            node.name,
+            created=node.registered,
+            annotations={
+                "alpha.kubernetes.io/provided-node-ip": node.ip,
+                "node.alpha.kubernetes.io/ttl": "0",
+                "volumes.kubernetes.io/controller-managed-attach-detach": "true",
+            },
+            labels={
+                "beta.kubernetes.io/arch": "amd64",
+                "beta.kubernetes.io/instance-type": "m5.large",
+                "beta.kubernetes.io/os": "linux",
+                "eks.amazonaws.com/capacityType": "ON_DEMAND",
+                "eks.amazonaws.com/nodegroup": node.nodegroup,
+                "eks.amazonaws.com/nodegroup-image": "ami-0c1d2e3f4a5b6c7d8",
+                "failure-domain.beta.kubernetes.io/region": REGION,
+                "failure-domain.beta.kubernetes.io/zone": zone,
+                "k8s.io/cloud-provider-aws": digest("cloud-provider", CLUSTER, n=32),
+                "kubernetes.io/arch": "amd64",
+                "kubernetes.io/hostname": node.name,
+                "kubernetes.io/os": "linux",
+                "node.kubernetes.io/instance-type": "m5.large",
+                "topology.k8s.aws/zone-id": AZ_IDS[zone],
+                "topology.kubernetes.io/region": REGION,
+                "topology.kubernetes.io/zone": zone,
+            },
+        ),
+        "spec": {"providerID": f"aws:///{zone}/{node.instance_id}"},
+        "status": {
+            "addresses": [
+                {"address": node.ip, "type": "InternalIP"},
+                {"address": node.name, "type": "InternalDNS"},
+                {"address": node.name, "type": "Hostname"},
+            ],
+            "allocatable": {
+                "cpu": "1930m", "ephemeral-storage": "76224326324", "hugepages-1Gi": "0",
+                "hugepages-2Mi": "0", "memory": "7220184Ki", "pods": "29",
+            },
+            "capacity": {
+                "cpu": "2", "ephemeral-storage": "83873772Ki", "hugepages-1Gi": "0",
+                "hugepages-2Mi": "0", "memory": "7910360Ki", "pods": "29",
+            },
+            "conditions": conditions,
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+            "nodeInfo": {
+                "architecture": "amd64",
+                "bootID": uid("boot", node.instance_id),
+                "containerRuntimeVersion": "containerd://1.7.27",
+                "kernelVersion": "6.1.155-176.282.amzn2023.x86_64",
+                "kubeProxyVersion": "",
+                "kubeletVersion": "v1.33.5-eks-113cf36",
+                "machineID": digest("machine", node.instance_id, n=32),
+                "operatingSystem": "linux",
+                "osImage": "Amazon Linux 2023.9.20251110",
+                "systemUUID": "ec2" + digest("sys", node.instance_id, n=5) + "-" + uid("sysuuid", node.instance_id)[9:],
+            },
+        },
+    }
+
+
+def container(name, image, *, ports=(), readiness=None, liveness=None, args=None, command=None, env=None,
+              resources=None, security_context=None) -> dict:
+    c = {"image": image, "imagePullPolicy": "IfNotPresent", "name": name}
+    if args:
+        c["args"] = list(args)
+    if command:
+        c["command"] = list(command)
+    if env:
+        c["env"] = list(env)
+    if ports:
+        c["ports"] = [{"containerPort": p, "name": n, "protocol": "TCP"} for p, n in ports]
+    if readiness:
+        c["readinessProbe"] = readiness
+    if liveness:
+        c["livenessProbe"] = liveness
+    c["resources"] = resources or {}
+    if security_context:
+        c["securityContext"] = security_context
+    c["terminationMessagePath"] = "/dev/termination-log"
+    c["terminationMessagePolicy"] = "File"
+    return c
+
+
+def http_probe(path, port, *, period=10, timeout=1, initial_delay=None) -> dict:
+    p = {
+        "failureThreshold": 3,
+        "httpGet": {"path": path, "port": port, "scheme": "HTTP"},
+        "periodSeconds": period,
+        "successThreshold": 1,
+        "timeoutSeconds": timeout,
+    }
+    if initial_delay:
+        p["initialDelaySeconds"] = initial_delay
+    return p
+
+
+def nginx_container(name="nginx") -> dict:
+    return container(name, NGINX_IMAGE, ports=[(80, "http")], readiness=http_probe("/", 80))
+
+
+def image_id(image: str) -> str:
+    repo = image.rsplit(":", 1)[0]
+    return f"{repo}@sha256:" + digest("image", image, n=64)
+
+
+def add_seconds(ts: str, seconds: int) -> str:
+    """Add seconds to a 2026-11-27THH:MM:SSZ timestamp."""
+    day, clock = ts.rstrip("Z").split("T")
+    h, m, s = (int(x) for x in clock.split(":"))
+    total = h * 3600 + m * 60 + s + seconds
+    return f"{day}T{total // 3600:02d}:{total // 60 % 60:02d}:{total % 60:02d}Z"
+
+
+def make_pod(name, namespace_, node: NodeSpec, ip, *, labels, containers, owner, created,
+             service_account="default", host_network=False, priority_class=None, qos="BestEffort",
+             extra_tolerations=()) -> dict:
+    """A Running, Ready pod. `owner` is (kind, name)."""
+    started = add_seconds(created, 2)
+    ready_at = add_seconds(created, 4)
+    vol = "kube-api-access-" + digest("vol", namespace_, name, n=5)
+    containers = copy.deepcopy(containers)
+    for c in containers:
+        c.setdefault("volumeMounts", []).append(
+            {"mountPath": "/var/run/secrets/kubernetes.io/serviceaccount", "name": vol, "readOnly": True}
+        )
+    priority = {"system-node-critical": 2000001000, "system-cluster-critical": 2000000000}.get(priority_class, 0)
+    spec = {
+        "containers": containers,
+        "dnsPolicy": "ClusterFirstWithHostNet" if host_network else "ClusterFirst",
+        "enableServiceLinks": True,
+        "nodeName": node.name,
+        "preemptionPolicy": "PreemptLowerPriority",
+        "priority": priority,
+        "restartPolicy": "Always",
+        "schedulerName": "default-scheduler",
+        "securityContext": {},
+        "serviceAccount": service_account,
+        "serviceAccountName": service_account,
+        "terminationGracePeriodSeconds": 30,
+        "tolerations": list(extra_tolerations) + [
+            {"effect": "NoExecute", "key": "node.kubernetes.io/not-ready", "operator": "Exists", "tolerationSeconds": 300},
+            {"effect": "NoExecute", "key": "node.kubernetes.io/unreachable", "operator": "Exists", "tolerationSeconds": 300},
+        ],
+        "volumes": [
+            {
+                "name": vol,
+                "projected": {
+                    "defaultMode": 420,
+                    "sources": [
+                        {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+                        {"configMap": {"items": [{"key": "ca.crt", "path": "ca.crt"}], "name": "kube-root-ca.crt"}},
+                        {"downwardAPI": {"items": [{"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}, "path": "namespace"}]}},
+                    ],
+                },
+            }
+        ],
+    }
+    if host_network:
+        spec["hostNetwork"] = True
+    if priority_class:
+        spec["priorityClassName"] = priority_class
+    statuses = [
+        {
+            "containerID": "containerd://" + digest("ctr", namespace_, name, c["name"], n=64),
+            "image": c["image"],
+            "imageID": image_id(c["image"]),
+            "lastState": {},
+            "name": c["name"],
+            "ready": True,
+            "restartCount": 0,
+            "started": True,
+            "state": {"running": {"startedAt": started}},
+        }
+        for c in containers
+    ]
+    kind, owner_name = owner
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": meta(
+            "Pod", name, namespace_, created=created, labels=labels,
+            generateName=name.rsplit("-", 1)[0] + "-",
+            ownerReferences=[owner_ref(kind, owner_name, namespace_)],
+        ),
+        "spec": spec,
+        "status": {
+            "conditions": [
+                condition("PodReadyToStartContainers", "True", started),
+                condition("Initialized", "True", created),
+                condition("Ready", "True", ready_at),
+                condition("ContainersReady", "True", ready_at),
+                condition("PodScheduled", "True", created),
+            ],
+            "containerStatuses": statuses,
+            "hostIP": node.ip,
+            "hostIPs": [{"ip": node.ip}],
+            "phase": "Running",
+            "podIP": ip,
+            "podIPs": [{"ip": ip}],
+            "qosClass": qos,
+            "startTime": created,
+        },
+    }
+
+
+def set_pod_condition(pod, ctype, status, when, *, reason=None, message=None):
+    for i, c in enumerate(pod["status"]["conditions"]):
+        if c["type"] == ctype:
+            pod["status"]["conditions"][i] = condition(ctype, status, when, reason=reason, message=message)
+
+
+def crashloop(pod, *, restarts, finished, exit_code=1):
+    """Turn a running pod into one whose containers are in CrashLoopBackOff."""
+    m = pod["metadata"]
+    names = []
+    for cs in pod["status"]["containerStatuses"]:
+        names.append(cs["name"])
+        cs.update(
+            ready=False,
+            started=False,
+            restartCount=restarts,
+            lastState={
+                "terminated": {
+                    "containerID": cs["containerID"],
+                    "exitCode": exit_code,
+                    "finishedAt": finished,
+                    "reason": "Error",
+                    "startedAt": add_seconds(finished, -1),
+                }
+            },
+            state={
+                "waiting": {
+                    "message": f"back-off 5m0s restarting failed container={cs['name']} "
+                    f"pod={m['name']}_{m['namespace']}({m['uid']})",
+                    "reason": "CrashLoopBackOff",
+                }
+            },
+        )
+    msg = "containers with unready status: [" + " ".join(names) + "]"
+    first_fail = add_seconds(m["creationTimestamp"], 40)
+    set_pod_condition(pod, "Ready", "False", first_fail, reason="ContainersNotReady", message=msg)
+    set_pod_condition(pod, "ContainersReady", "False", first_fail, reason="ContainersNotReady", message=msg)
+
+
+def app_pod(name, node, ip, *, app="alb-instance", rs_hash="7d9c6b5f4", created=T_APP_POD, container_name="nginx"):
+    return make_pod(
+        name, "default", node, ip,
+        labels={"app": app, "pod-template-hash": rs_hash},
+        containers=[nginx_container(container_name)],
+        owner=("ReplicaSet", f"{app}-{rs_hash}"),
+        created=created,
+    )
+
+
+def service_port(*, port=80, target_port=80, node_port=30080) -> dict:
+    return {"name": "http", "nodePort": node_port, "port": port, "protocol": "TCP", "targetPort": target_port}
+
+
+def make_service(name, *, cluster_ip, ports, selector, svc_type="NodePort", etp="Cluster", annotations=None,
+                 created=T_APP) -> dict:
+    spec = {
+        "clusterIP": cluster_ip,
+        "clusterIPs": [cluster_ip],
+        "externalTrafficPolicy": etp,
+        "internalTrafficPolicy": "Cluster",
+        "ipFamilies": ["IPv4"],
+        "ipFamilyPolicy": "SingleStack",
+        "ports": ports,
+        "selector": selector,
+        "sessionAffinity": "None",
+        "type": svc_type,
+    }
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": meta("Service", name, "default", created=created, annotations=annotations),
+        "spec": spec,
+        "status": {"loadBalancer": {}},
+    }
+
+
+def make_endpoints(service_name, created=T_APP) -> dict:
+    """Controller-managed Endpoints; `render()` fills in subsets from the Pods."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Endpoints",
+        "metadata": meta(
+            "Endpoints", service_name, "default", created=created,
+            labels={"endpointslice.kubernetes.io/skip-mirror": "true"},
+            annotations={"endpoints.kubernetes.io/last-change-trigger-time": T_APP_POD},
+        ),
+    }
+
+
+def make_endpoint_slice(name, service_name, created=T_APP) -> dict:
+    """Controller-managed EndpointSlice; `render()` fills in endpoints/ports from the Pods."""
+    return {
+        "addressType": "IPv4",
+        "apiVersion": "discovery.k8s.io/v1",
+        "endpoints": None,
+        "kind": "EndpointSlice",
+        "metadata": meta(
+            "EndpointSlice", name, "default", created=created,
+            generateName=service_name + "-",
+            generation=1,
+            labels={
+                "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io",
+                "kubernetes.io/service-name": service_name,
+            },
+            annotations={"endpoints.kubernetes.io/last-change-trigger-time": T_APP_POD},
+            ownerReferences=[owner_ref("Service", service_name, "default", api_version="v1")],
+        ),
+        "ports": None,
+    }
+
+
+def make_ingress(*, target_type="instance", extra_annotations=None) -> dict:
+    annotations = {
+        "alb.ingress.kubernetes.io/healthcheck-path": "/",
+        "alb.ingress.kubernetes.io/scheme": "internet-facing",
+        "alb.ingress.kubernetes.io/target-type": target_type,
+    }
+    annotations.update(extra_annotations or {})
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": meta(
+            "Ingress", "alb-instance", "default", created="2026-10-01T09:12:02Z",
+            annotations=annotations, finalizers=["ingress.k8s.aws/resources"], generation=1,
+        ),
+        "spec": {
+            "ingressClassName": "alb",
+            "rules": [
+                {
+                    "http": {
+                        "paths": [
+                            {
+                                "backend": {"service": {"name": "alb-instance", "port": {"number": 80}}},
+                                "path": "/",
+                                "pathType": "Prefix",
+                            }
+                        ]
+                    }
+                }
+            ],
+        },
+        "status": {"loadBalancer": {"ingress": [{"hostname": ALB_DNS}]}},
+    }
+
+
+def tgb_rule(port, *, group=None, cidr=None) -> dict:
+    peer = {"securityGroup": {"groupID": group}} if group else {"ipBlock": {"cidr": cidr}}
+    return {"from": [peer], "ports": [{"port": port, "protocol": "TCP"}]}
+
+
+def make_tgb(name, *, tg_arn, service, target_type, rules, stack_labels) -> dict:
+    return {
+        "apiVersion": "elbv2.k8s.aws/v1beta1",
+        "kind": "TargetGroupBinding",
+        "metadata": meta(
+            "TargetGroupBinding", name, "default", created="2026-10-01T09:12:36Z",
+            labels=stack_labels, finalizers=["elbv2.k8s.aws/resources"], generation=1,
+        ),
+        "spec": {
+            "ipAddressType": "ipv4",
+            "networking": {"ingress": rules},
+            "serviceRef": {"name": service, "port": 80},
+            "targetGroupARN": tg_arn,
+            "targetType": target_type,
+        },
+        "status": {"observedGeneration": 1},
+    }
+
+
+def ingress_class_alb() -> dict:
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "IngressClass",
+        "metadata": meta(
+            "IngressClass", "alb", created=T_ADDONS, generation=1,
+            annotations={
+                "meta.helm.sh/release-name": "aws-load-balancer-controller",
+                "meta.helm.sh/release-namespace": "kube-system",
+            },
+            labels={
+                "app.kubernetes.io/instance": "aws-load-balancer-controller",
+                "app.kubernetes.io/managed-by": "Helm",
+                "app.kubernetes.io/name": "aws-load-balancer-controller",
+                "app.kubernetes.io/version": "v2.14.1",
+                "helm.sh/chart": "aws-load-balancer-controller-1.14.1",
+            },
+        ),
+        "spec": {"controller": "ingress.k8s.aws/alb"},
+    }
+
+
+LBC_LABELS = {
+    "app.kubernetes.io/instance": "aws-load-balancer-controller",
+    "app.kubernetes.io/name": "aws-load-balancer-controller",
+}
+LBC_RS_HASH = "5d8f7c9b6d"
+LBC_LEADER = f"aws-load-balancer-controller-{LBC_RS_HASH}-q2w4e"
+LBC_FOLLOWER = f"aws-load-balancer-controller-{LBC_RS_HASH}-r5t6y"
+
+
+def lbc_container() -> dict:
+    return container(
+        "aws-load-balancer-controller", LBC_IMAGE,
+        args=[f"--cluster-name={CLUSTER}", "--ingress-class=alb", f"--aws-region={REGION}", f"--aws-vpc-id={VPC_ID}"],
+        ports=[(9443, "webhook-server"), (8080, "metrics-server")],
+        readiness=http_probe("/readyz", 61779, timeout=10),
+        liveness=http_probe("/healthz", 61779, timeout=10, initial_delay=30),
+        security_context={"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "runAsNonRoot": True},
+    )
+
+
+def lbc_deployment() -> dict:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": meta(
+            "Deployment", "aws-load-balancer-controller", "kube-system", created=T_ADDONS, generation=1,
+            annotations={
+                "deployment.kubernetes.io/revision": "1",
+                "meta.helm.sh/release-name": "aws-load-balancer-controller",
+                "meta.helm.sh/release-namespace": "kube-system",
+            },
+            labels={
+                **LBC_LABELS,
+                "app.kubernetes.io/managed-by": "Helm",
+                "app.kubernetes.io/version": "v2.14.1",
+                "helm.sh/chart": "aws-load-balancer-controller-1.14.1",
+            },
+        ),
+        "spec": {
+            "progressDeadlineSeconds": 600,
+            "replicas": 2,
+            "revisionHistoryLimit": 10,
+            "selector": {"matchLabels": dict(LBC_LABELS)},
+            "strategy": {"rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}, "type": "RollingUpdate"},
+            "template": {
+                "metadata": {"labels": dict(LBC_LABELS)},
+                "spec": {
+                    "containers": [lbc_container()],
+                    "dnsPolicy": "ClusterFirst",
+                    "priorityClassName": "system-cluster-critical",
+                    "restartPolicy": "Always",
+                    "schedulerName": "default-scheduler",
+                    "securityContext": {"fsGroup": 65534},
+                    "serviceAccountName": "aws-load-balancer-controller",
+                    "terminationGracePeriodSeconds": 10,
+                },
+            },
+        },
+        "status": {
+            "availableReplicas": 2,
+            "conditions": [
+                {
+                    "lastTransitionTime": "2026-11-27T02:10:03Z", "lastUpdateTime": "2026-11-27T02:10:03Z",
+                    "message": "Deployment has minimum availability.", "reason": "MinimumReplicasAvailable",
+                    "status": "True", "type": "Available",
+                },
+                {
+                    "lastTransitionTime": "2026-10-01T09:04:58Z", "lastUpdateTime": "2026-10-01T09:05:21Z",
+                    "message": 'ReplicaSet "aws-load-balancer-controller-5d8f7c9b6d" has successfully progressed.',
+                    "reason": "NewReplicaSetAvailable", "status": "True", "type": "Progressing",
+                },
+            ],
+            "observedGeneration": 1,
+            "readyReplicas": 2,
+            "replicas": 2,
+            "updatedReplicas": 2,
+        },
+    }
+
+
+def lbc_pod(name, node, ip, created=T_LBC_POD) -> dict:
+    return make_pod(
+        name, "kube-system", node, ip,
+        labels={**LBC_LABELS, "pod-template-hash": LBC_RS_HASH},
+        containers=[lbc_container()],
+        owner=("ReplicaSet", f"aws-load-balancer-controller-{LBC_RS_HASH}"),
+        created=created,
+        service_account="aws-load-balancer-controller",
+        priority_class="system-cluster-critical",
+    )
+
+
+KUBE_PROXY_LABELS = {"controller-revision-hash": "6b9d4c8f7", "k8s-app": "kube-proxy", "pod-template-generation": "1"}
+
+
+def kube_proxy_container() -> dict:
+    return container(
+        "kube-proxy", KUBE_PROXY_IMAGE,
+        command=["kube-proxy", "--v=2", "--config=/var/lib/kube-proxy-config/config",
+                 "--hostname-override=$(NODE_NAME)"],
+        env=[{"name": "NODE_NAME", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "spec.nodeName"}}}],
+        resources={"requests": {"cpu": "100m"}},
+        security_context={"privileged": True},
+    )
+
+
+def kube_proxy_daemonset(desired=2) -> dict:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": meta(
+            "DaemonSet", "kube-proxy", "kube-system", created="2026-10-01T08:56:03Z", generation=1,
+            annotations={"deprecated.daemonset.template.generation": "1"},
+            labels={"eks.amazonaws.com/component": "kube-proxy", "k8s-app": "kube-proxy"},
+        ),
+        "spec": {
+            "revisionHistoryLimit": 10,
+            "selector": {"matchLabels": {"k8s-app": "kube-proxy"}},
+            "template": {
+                "metadata": {"labels": {"k8s-app": "kube-proxy"}},
+                "spec": {
+                    "containers": [kube_proxy_container()],
+                    "dnsPolicy": "ClusterFirst",
+                    "hostNetwork": True,
+                    "priorityClassName": "system-node-critical",
+                    "restartPolicy": "Always",
+                    "schedulerName": "default-scheduler",
+                    "serviceAccountName": "kube-proxy",
+                    "terminationGracePeriodSeconds": 30,
+                    "tolerations": [{"operator": "Exists"}],
+                },
+            },
+            "updateStrategy": {"rollingUpdate": {"maxSurge": 0, "maxUnavailable": "10%"}, "type": "RollingUpdate"},
+        },
+        "status": {
+            "currentNumberScheduled": desired,
+            "desiredNumberScheduled": desired,
+            "numberAvailable": desired,
+            "numberMisscheduled": 0,
+            "numberReady": desired,
+            "observedGeneration": 1,
+            "updatedNumberScheduled": desired,
+        },
+    }
+
+
+def kube_proxy_pod(name, node: NodeSpec) -> dict:
+    return make_pod(
+        name, "kube-system", node, node.ip,
+        labels=KUBE_PROXY_LABELS,
+        containers=[kube_proxy_container()],
+        owner=("DaemonSet", "kube-proxy"),
+        created=T_KUBE_PROXY_POD,
+        service_account="kube-proxy",
+        host_network=True,
+        priority_class="system-node-critical",
+        qos="Burstable",
+        extra_tolerations=[{"operator": "Exists"}],
+    )
+
+
+def event(obj, reason, message, *, when, type_="Normal", component="kubelet", host=None, count=1,
+          first=None, field_path=None) -> dict:
+    """A core/v1 Event about `obj` (a full object)."""
+    m = obj["metadata"]
+    ns = m.get("namespace", "default")
+    involved = {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "name": m["name"]}
+    if "namespace" in m:
+        involved["namespace"] = ns
+    involved["resourceVersion"] = m["resourceVersion"]
+    involved["uid"] = m["uid"]
+    if field_path:
+        involved["fieldPath"] = field_path
+    name = f"{m['name']}." + digest("event", ns, m["name"], reason, when)
+    first = first or when
+    source = {"component": component}
+    if host:
+        source["host"] = host
+    return {
+        "apiVersion": "v1",
+        "count": count,
+        "eventTime": None,
+        "firstTimestamp": first,
+        "involvedObject": involved,
+        "kind": "Event",
+        "lastTimestamp": when,
+        "message": message,
+        "metadata": meta("Event", name, ns, created=first),
+        "reason": reason,
+        "reportingComponent": component,
+        "reportingInstance": host or "",
+        "source": source,
+        "type": type_,
+    }
+
+
+def scheduled_event(pod) -> dict:
+    """The scheduler writes events.k8s.io events: eventTime set, first/lastTimestamp null."""
+    m = pod["metadata"]
+    node = pod["spec"]["nodeName"]
+    e = event(pod, "Scheduled", f"Successfully assigned {m['namespace']}/{m['name']} to {node}",
+              when=m["creationTimestamp"], component="default-scheduler")
+    del e["count"]
+    e.update(
+        action="Binding",
+        eventTime=m["creationTimestamp"].replace("Z", ".412377Z"),
+        firstTimestamp=None,
+        lastTimestamp=None,
+        reportingInstance="default-scheduler-" + "ip-172-16-54-12.ec2.internal",
+        source={},
+    )
+    return e
+
+
+def pod_start_events(pod) -> list:
+    created = pod["metadata"]["creationTimestamp"]
+    node = pod["spec"]["nodeName"]
+    out = [scheduled_event(pod)]
+    for c in pod["spec"]["containers"]:
+        fp = f"spec.containers{{{c['name']}}}"
+        at = add_seconds(created, 1)
+        out += [
+            event(pod, "Pulled", f'Container image "{c["image"]}" already present on machine',
+                  when=at, host=node, field_path=fp),
+            event(pod, "Created", f"Created container: {c['name']}", when=at, host=node, field_path=fp),
+            event(pod, "Started", f"Started container {c['name']}", when=add_seconds(at, 1), host=node,
+                  field_path=fp),
+        ]
+    return out
+
+
+# --------------------------------------------------------------------------
+# Logs
+# --------------------------------------------------------------------------
+
+
+def lbc_line(ts, msg, *, level="info", logger=None, **fields) -> str:
+    d = {"level": level, "ts": ts}
+    if logger:
+        d["logger"] = logger
+    d["msg"] = msg
+    d.update(fields)
+    return json.dumps(d, separators=(",", ":"))
+
+
+def lbc_startup(leader: bool, start="2026-11-27T02:09:58Z") -> list:
+    hms = start[11:19]
+    lines = [
+        lbc_line(start, "version", GitVersion="v2.14.1", GitCommit="3b6e1f4a9c2d8e7f0a1b2c3d4e5f60718293a4b5",
+                 BuildDate="2025-10-09T18:21:07+0000"),
+        lbc_line(start, "adding health check for controller", logger="setup"),
+        lbc_line(start, "adding readiness check for webhook", logger="setup"),
+        lbc_line(start, "Registering webhook", logger="controller-runtime.webhook", path="/mutate-v1-pod"),
+        lbc_line(start, "Registering webhook", logger="controller-runtime.webhook",
+                 path="/validate-elbv2-k8s-aws-v1beta1-targetgroupbinding"),
+        lbc_line(start, "starting podInfo repo", logger="setup"),
+        f"I1127 {hms}.412345       1 leaderelection.go:257] attempting to acquire leader lease "
+        "kube-system/aws-load-balancer-controller-leader...",
+    ]
+    if leader:
+        t = add_seconds(start, 3)
+        lines += [
+            f"I1127 {t[11:19]}.498765       1 leaderelection.go:271] successfully acquired lease "
+            "kube-system/aws-load-balancer-controller-leader",
+            lbc_line(t, "Starting Controller", controller="ingress"),
+            lbc_line(t, "Starting Controller", controller="service"),
+            lbc_line(t, "Starting Controller", controller="targetGroupBinding", controllerGroup="elbv2.k8s.aws",
+                     controllerKind="TargetGroupBinding"),
+            lbc_line(t, "Starting workers", controller="ingress", **{"worker count": 3}),
+            lbc_line(t, "Starting workers", controller="service", **{"worker count": 3}),
+            lbc_line(t, "Starting workers", controller="targetGroupBinding", controllerGroup="elbv2.k8s.aws",
+                     controllerKind="TargetGroupBinding", **{"worker count": 3}),
+        ]
+    return lines
+
+
+def lbc_targets(targets) -> list:
+    return [{"AvailabilityZone": None, "Id": tid, "Port": port} for tid, port in targets]
+
+
+def lbc_deployed_line(ts, model) -> str:
+    if model == "ingress":
+        return lbc_line(ts, "successfully deployed model", logger="controllers.ingress",
+                        ingressGroup="default/alb-instance")
+    return lbc_line(ts, "successfully deployed model", logger="controllers.service",
+                    service={"namespace": "default", "name": "echo-nlb"})
+
+
+def lbc_leader_log(*, model="ingress", tg_arn=ALB_TG_ARN, registered, registered_at="2026-11-27T02:10:03Z",
+                   failing=None, tgb_name=ALB_TG_NAME) -> str:
+    """The leader's log: startup, deploy, registration; optional repeated RegisterTargets AccessDenied."""
+    lines = lbc_startup(leader=True)
+    lines.append(lbc_deployed_line("2026-11-27T02:10:02Z", model))
+    lines.append(lbc_line(registered_at, "registering targets", arn=tg_arn, targets=lbc_targets(registered)))
+    lines.append(lbc_line(registered_at, "registered targets", arn=tg_arn))
+    if failing:
+        # controller-runtime's per-item exponential backoff, as seen at one-second log resolution
+        offsets = [2, 3, 5, 9, 17, 33, 65, 129, 257, 513, 769]
+        for i, off in enumerate(offsets):
+            ts = add_seconds(T_APP_POD_RECREATED, off)
+            request_id = uid("request", str(i))
+            lines.append(lbc_line(ts, "registering targets", arn=tg_arn, targets=lbc_targets(failing)))
+            lines.append(
+                lbc_line(
+                    ts, "Reconciler error", level="error",
+                    controller="targetGroupBinding",
+                    object={"name": tgb_name, "namespace": "default"},
+                    namespace="default", name=tgb_name,
+                    reconcileID=uid("reconcile", str(i)),
+                    error=access_denied_error(request_id, tg_arn),
+                )
+            )
+    return "\n".join(lines) + "\n"
+
+
+def access_denied_error(request_id, tg_arn) -> str:
+    return (
+        "operation error Elastic Load Balancing v2: RegisterTargets, https response error StatusCode: 403, "
+        f"RequestID: {request_id}, api error AccessDenied: User: arn:aws:sts::{ACCOUNT}:assumed-role/"
+        f"{LBC_ROLE}/1764212345 is not authorized to perform: elasticloadbalancing:RegisterTargets on "
+        f"resource: {tg_arn} because no identity-based policy allows the "
+        "elasticloadbalancing:RegisterTargets action"
+    )
+
+
+def lbc_follower_log(start="2026-11-27T02:09:58Z") -> str:
+    return "\n".join(lbc_startup(leader=False, start=start)) + "\n"
+
+
+def kube_proxy_log(node: NodeSpec, *, died_at=None) -> str:
+    """Normal kube-proxy startup; with `died_at` (a timestamp) the process dies on a bad feature gate."""
+    if died_at:
+        flags = add_seconds(died_at, -1)[11:19]
+        return "\n".join([
+            klog("I", flags, 912345, "flags.go:64", 'FLAG: --config="/var/lib/kube-proxy-config/config"'),
+            klog("I", flags, 913002, "flags.go:64", f'FLAG: --hostname-override="{node.name}"'),
+            klog("E", died_at[11:19], 0, "run.go:74",
+                 '"command failed" err="failed complete: unrecognized feature gate: Foo"'),
+        ]) + "\n"
+    hms = "02:03:51"
+    return "\n".join([
+        klog("I", hms, 118204, "server_linux.go:66", '"Using iptables proxy"'),
+        klog("I", hms, 402117, "server.go:704", f'"Successfully retrieved node IP(s)" IPs=["{node.ip}"]'),
+        klog("I", hms, 409345, "conntrack.go:60", '"Setting nf_conntrack_max" nfConntrackMax=131072'),
+        klog("I", hms, 512087, "server.go:254", '"kube-proxy running in single-stack mode" ipFamily="IPv4"'),
+        klog("I", hms, 534561, "server_linux.go:170", '"Using iptables Proxier"'),
+        klog("I", hms, 601234, "server.go:516", '"Version info" version="v1.33.3-eks-9b1c1f4"'),
+        klog("I", hms, 601301, "config.go:199", '"Starting service config controller"'),
+        klog("I", hms, 601322, "shared_informer.go:350", '"Waiting for caches to sync" controller="service config"'),
+        klog("I", hms, 601354, "config.go:105", '"Starting endpoint slice config controller"'),
+        klog("I", hms, 701456, "shared_informer.go:357", '"Caches are synced" controller="service config"'),
+        klog("I", hms, 701512, "shared_informer.go:357", '"Caches are synced" controller="endpoint slice config"'),
+        klog("I", hms, 702871, "proxier.go:825", '"Syncing iptables rules"'),
+    ]) + "\n"
+
+
+def nginx_clock(ts: str) -> str:
+    return ts[:10].replace("-", "/") + " " + ts[11:19]
+
+
+def nginx_access_time(ts: str) -> str:
+    return f"27/Nov/2026:{ts[11:19]} +0000"
+
+
+def nginx_startup(started: str) -> list:
+    c = nginx_clock(started)
+    return [
+        "/docker-entrypoint.sh: /docker-entrypoint.d/ is not empty, will attempt to perform configuration",
+        "/docker-entrypoint.sh: Looking for shell scripts in /docker-entrypoint.d/",
+        "/docker-entrypoint.sh: Launching /docker-entrypoint.d/10-listen-on-ipv6-by-default.sh",
+        "10-listen-on-ipv6-by-default.sh: info: Getting the checksum of /etc/nginx/conf.d/default.conf",
+        "10-listen-on-ipv6-by-default.sh: info: Enabled listen on IPv6 in /etc/nginx/conf.d/default.conf",
+        "/docker-entrypoint.sh: Configuration complete; ready for start up",
+        f'{c} [notice] 1#1: using the "epoll" event method',
+        f"{c} [notice] 1#1: nginx/1.27.5",
+        f"{c} [notice] 1#1: start worker processes",
+    ]
+
+
+def nginx_log(pod, *, hc_sources=(), hc_path="/", hc_status=200) -> str:
+    """Startup, kubelet readiness probes and (optionally) load balancer health checks."""
+    started = pod["status"]["containerStatuses"][0]["state"]["running"]["startedAt"]
+    node_ip = pod["status"]["hostIP"]
+    lines = nginx_startup(started)
+    for i in range(3):
+        t = add_seconds("2026-11-27T03:03:40Z", i * 10)
+        lines.append(f'{node_ip} - - [{nginx_access_time(t)}] "GET / HTTP/1.1" 200 615 "-" "kube-probe/1.33+" "-"')
+        for j, src in enumerate(hc_sources):
+            t2 = add_seconds(t, 3 + j)
+            size = 615 if hc_status == 200 else 153
+            if hc_status == 404:
+                lines.append(
+                    f"{nginx_clock(t2)} [error] 29#29: *{41 + i * 4 + j} open() \"/usr/share/nginx/html"
+                    f"{hc_path}\" failed (2: No such file or directory), client: {src}, server: localhost, "
+                    f'request: "GET {hc_path} HTTP/1.1", host: "{src}"'
+                )
+            lines.append(
+                f'{src} - - [{nginx_access_time(t2)}] "GET {hc_path} HTTP/1.1" {hc_status} {size} "-" '
+                '"ELB-HealthChecker/2.0" "-"'
+            )
+    return "\n".join(lines) + "\n"
+
+
+def nginx_crash_log(pod) -> str:
+    finished = pod["status"]["containerStatuses"][0]["lastState"]["terminated"]["finishedAt"]
+    c = nginx_clock(finished)
+    return "\n".join([
+        "/docker-entrypoint.sh: /docker-entrypoint.d/ is not empty, will attempt to perform configuration",
+        "/docker-entrypoint.sh: Looking for shell scripts in /docker-entrypoint.d/",
+        "/docker-entrypoint.sh: Configuration complete; ready for start up",
+        f'{c} [emerg] 1#1: unknown directive "servr" in /etc/nginx/conf.d/default.conf:2',
+        'nginx: [emerg] unknown directive "servr" in /etc/nginx/conf.d/default.conf:2',
+    ]) + "\n"
+
+
+# --------------------------------------------------------------------------
+# Probe replay
+# --------------------------------------------------------------------------
+
+
+def probe_result(target_id, address, port, *, path, outcome, status=None, latency=3, detail="",
+                 protocol="HTTP") -> dict:
+    r = {"targetId": target_id, "address": address, "port": port, "protocol": protocol, "path": path,
+         "outcome": outcome}
+    if outcome == "response":
+        r["statusCode"] = status
+    r["latencyMs"] = latency
+    r["detail"] = detail
+    return r
+
+
+# --------------------------------------------------------------------------
+# State accessors used by the scenarios
+# --------------------------------------------------------------------------
+
+
+def objs(s, bucket, kind):
+    return [o for o in s[bucket] if o["kind"] == kind]
+
+
+def get(s, bucket, kind, name):
+    return only(s[bucket], lambda o: o["kind"] == kind and o["metadata"]["name"] == name, f"{kind}/{name}")
+
+
+BUCKET_NAMESPACE = {"app": "default", "kube_system": "kube-system"}
+
+
+def remove(s, bucket, kind, name):
+    """Delete a namespaced object (and, for a pod, its log)."""
+    s[bucket].remove(get(s, bucket, kind, name))
+    s["logs"].pop(f"{BUCKET_NAMESPACE[bucket]}/{name}", None)
+
+
+def app_pods(s):
+    return objs(s, "app", "Pod")
+
+
+def sg(s, group_id):
+    return only(s["security_groups"], lambda g: g["GroupId"] == group_id, group_id)
+
+
+def drop_rules(s, group_id, port):
+    g = sg(s, group_id)
+    g["IpPermissions"] = [r for r in g["IpPermissions"] if r.get("FromPort") != port]
+
+
+def th_entry(s, target_id):
+    return only(s["target_health"], lambda t: t["Target"]["Id"] == target_id, target_id)
+
+
+def fail_target(s, target_id, reason, description=None):
+    entry = th_entry(s, target_id)
+    replacement = target_health(
+        entry["Target"]["Id"], entry["Target"]["Port"], hc_port=entry["HealthCheckPort"],
+        az=entry["Target"].get("AvailabilityZone"), reason=reason, description=description,
+    )
+    entry.clear()
+    entry.update(replacement)
+
+
+def fail_all_targets(s, reason, description=None):
+    for t in s["target_health"]:
+        fail_target(s, t["Target"]["Id"], reason, description)
+
+
+def set_node(s, node: NodeSpec, *, state="running"):
+    """(Re)build the instance, ENI and Node object of `node`, adding it if new."""
+    for key, build, match in (
+        ("reservations", lambda: reservation(node, state=state),
+         lambda r: r["Instances"][0]["InstanceId"] == node.instance_id),
+        ("network_interfaces", lambda: network_interface(node), lambda e: e["NetworkInterfaceId"] == node.eni),
+        ("nodes", lambda: k8s_node(node), lambda n: n["metadata"]["name"] == node.name),
+    ):
+        existing = [i for i, x in enumerate(s[key]) if match(x)]
+        if existing:
+            s[key][existing[0]] = build()
+        else:
+            s[key].append(build())
+
+
+def set_app_logs(s, **kw):
+    """Regenerate the nginx logs of every app pod (see `nginx_log` for the keywords)."""
+    for key in [k for k in s["logs"] if k.startswith("default/")]:
+        del s["logs"][key]
+    for pod in app_pods(s):
+        s["logs"][f"default/{pod['metadata']['name']}"] = nginx_log(pod, **kw)
+
+
+def reset_events(s, extra=()):
+    s["events"] = [e for pod in app_pods(s) for e in pod_start_events(pod)] + list(extra)
+
+
+def expect(s, root_cause, description, first_finding=None):
+    """Test metadata: the root cause diagnosis must rank first (None: no fault, and then no
+    critical finding), and optionally the check of the first finding when it is not a fault."""
+    s["expected"] = {"description": description, "rootCause": root_cause}
+    if first_finding:
+        s["expected"]["firstFinding"] = first_finding
+
+
+# --------------------------------------------------------------------------
+# The healthy base state
+# --------------------------------------------------------------------------
+
+APP_POD_1 = "alb-instance-7d9c6b5f4-abcde"
+APP_POD_2 = "alb-instance-7d9c6b5f4-fghij"
+
+
+def base_state() -> dict:
+    """The AWS Knowledge Center "alb-instance" example, everything healthy."""
+    nodes = [NODE1, NODE2]
+    pods = [app_pod(APP_POD_1, NODE1, "192.168.72.31"), app_pod(APP_POD_2, NODE2, "192.168.101.44")]
+    s = {
+        "manifest": {"targetGroupArn": ALB_TG_ARN, "region": REGION, "accountId": ACCOUNT, "clusterName": CLUSTER},
+        "expected": {},
+        # aws/
+        "target_groups": [alb_target_group()],
+        "target_health": [target_health(n.instance_id, 30080) for n in nodes],
+        "tags": [tag_description(ALB_TG_ARN, alb_tg_tags())],
+        "load_balancers": [application_load_balancer()],
+        "security_groups": [
+            alb_security_group(),
+            backend_security_group(),
+            cluster_security_group([sg_rule("tcp", 30080, groups=[SG_BACKEND], description=TGB_RULE_DESC)]),
+        ],
+        "network_acls": [allow_all_nacl(DEFAULT_ACL, SUBNETS, is_default=True)],
+        "route_tables": [
+            route_table(RTB_MAIN, [], [local_route()], f"{CLUSTER}-main", main=True),
+            route_table(RTB_PUBLIC, PUBLIC_SUBNETS, [local_route(), route("0.0.0.0/0", GatewayId=IGW_ID)],
+                        f"eksctl-{CLUSTER}-cluster/PublicRouteTable"),
+            route_table(RTB_PRIVATE, PRIVATE_SUBNETS, [local_route(), route("0.0.0.0/0", NatGatewayId=NAT_ID)],
+                        f"eksctl-{CLUSTER}-cluster/PrivateRouteTable"),
+        ],
+        "subnets": [subnet(sn) for sn in SUBNETS],
+        "vpcs": [vpc()],
+        "reservations": [reservation(n) for n in nodes],
+        "network_interfaces": [network_interface(n) for n in nodes],
+        "cluster": eks_cluster(),
+        # k8s/
+        "nodes": [k8s_node(n) for n in nodes],
+        "namespaces": [namespace(n) for n in ("default", "kube-node-lease", "kube-public", "kube-system")],
+        "app": [
+            make_service("alb-instance", cluster_ip="10.100.142.37", ports=[service_port()],
+                         selector={"app": "alb-instance"}),
+            make_endpoints("alb-instance"),
+            make_endpoint_slice("alb-instance-x7k2p", "alb-instance"),
+            *pods,
+            make_ingress(),
+            make_tgb(
+                ALB_TG_NAME, tg_arn=ALB_TG_ARN, service="alb-instance", target_type="instance",
+                rules=[tgb_rule(30080, group=SG_BACKEND)],
+                stack_labels={"ingress.k8s.aws/stack-name": "alb-instance",
+                              "ingress.k8s.aws/stack-namespace": "default"},
+            ),
+        ],
+        "events": [],
+        "ingressclasses": [ingress_class_alb()],
+        "kube_system": [
+            lbc_deployment(),
+            kube_proxy_daemonset(),
+            lbc_pod(LBC_LEADER, NODE1, "192.168.88.140"),
+            lbc_pod(LBC_FOLLOWER, NODE2, "192.168.115.62"),
+            kube_proxy_pod("kube-proxy-7xk2m", NODE1),
+            kube_proxy_pod("kube-proxy-9pl4n", NODE2),
+        ],
+        "logs": {
+            f"kube-system/{LBC_LEADER}": lbc_leader_log(
+                registered=[(n.instance_id, 30080) for n in nodes]),
+            f"kube-system/{LBC_FOLLOWER}": lbc_follower_log(),
+            "kube-system/kube-proxy-7xk2m": kube_proxy_log(NODE1),
+            "kube-system/kube-proxy-9pl4n": kube_proxy_log(NODE2),
+        },
+        "probe": None,
+    }
+    reset_events(s)
+    # instance mode, externalTrafficPolicy Cluster: every node forwards to every pod (SNAT to the node IP)
+    set_app_logs(s, hc_sources=[NODE1.ip, NODE2.ip])
+    return s
+
+
+# --------------------------------------------------------------------------
+# Reusable scenario transformations
+# --------------------------------------------------------------------------
+
+RECREATED_PODS = [
+    ("alb-instance-7d9c6b5f4-k2v9x", NODE1, "192.168.75.12"),
+    ("alb-instance-7d9c6b5f4-m4n8p", NODE2, "192.168.110.7"),
+]
+OLD_POD_TARGETS = [("192.168.72.31", "us-east-1a"), ("192.168.101.44", "us-east-1b")]
+
+
+def use_ip_mode(s):
+    """Switch the ALB example to target-type ip (TG on port 80, SG rule tcp 80 from the backend SG)."""
+    s["target_groups"] = [alb_target_group(port=80, target_type="ip")]
+    get(s, "app", "Ingress", "alb-instance")["metadata"]["annotations"]["alb.ingress.kubernetes.io/target-type"] = "ip"
+    tgb = get(s, "app", "TargetGroupBinding", ALB_TG_NAME)
+    tgb["spec"]["targetType"] = "ip"
+    tgb["spec"]["networking"]["ingress"] = [tgb_rule(80, group=SG_BACKEND)]
+    drop_rules(s, SG_CLUSTER, 30080)
+    sg(s, SG_CLUSTER)["IpPermissions"].append(sg_rule("tcp", 80, groups=[SG_BACKEND], description=TGB_RULE_DESC))
+    s["target_health"] = [
+        target_health(pod["status"]["podIP"], 80, az=node_of(pod).az) for pod in app_pods(s)
+    ]
+
+
+def node_of(pod) -> NodeSpec:
+    return only([NODE1, NODE2, NODE3], lambda n: n.name == pod["spec"]["nodeName"], "node")
+
+
+def recreate_app_pods(s):
+    """The Deployment's pods were replaced: same ReplicaSet, new names and IPs."""
+    for pod in app_pods(s):
+        remove(s, "app", "Pod", pod["metadata"]["name"])
+    for name, node, ip in RECREATED_PODS:
+        s["app"].append(app_pod(name, node, ip, created=T_APP_POD_RECREATED))
+    reset_events(s)
+
+
+def stale_ip_targets(s, reason):
+    """Registered targets are the old pod IPs, which no longer belong to any pod."""
+    s["target_health"] = [target_health(ip, 80, az=az, reason=reason) for ip, az in OLD_POD_TARGETS]
+
+
+def use_nlb(s, *, target_type, pods, service, tg, tgb_rules, target_port, open_ports):
+    """Replace the ALB example by the LBC's NLB for Service `echo-nlb` (no security groups on the NLB)."""
+    s["manifest"]["targetGroupArn"] = NLB_TG_ARN
+    s["target_groups"] = [tg]
+    s["tags"] = [tag_description(NLB_TG_ARN, {
+        "elbv2.k8s.aws/cluster": CLUSTER,
+        "service.k8s.aws/stack": "default/echo-nlb",
+        "service.k8s.aws/resource": "default/echo-nlb:80",
+    })]
+    s["load_balancers"] = [network_load_balancer()]
+    s["security_groups"] = [cluster_security_group(
+        [sg_rule("tcp", p, cidrs=[VPC_CIDR], description=TGB_RULE_DESC) for p in open_ports]
+    )]
+    s["app"] = [
+        service,
+        make_endpoints("echo-nlb"),
+        make_endpoint_slice("echo-nlb-6hq2v", "echo-nlb"),
+        *pods,
+        make_tgb(
+            NLB_TG_NAME, tg_arn=NLB_TG_ARN, service="echo-nlb", target_type=target_type, rules=tgb_rules,
+            stack_labels={"service.k8s.aws/stack-name": "echo-nlb", "service.k8s.aws/stack-namespace": "default"},
+        ),
+    ]
+    if target_type == "instance":
+        registered = [(r["Instances"][0]["InstanceId"], target_port) for r in s["reservations"]]
+        registered_at = "2026-11-27T02:10:03Z"
+    else:
+        registered = [(p["status"]["podIP"], target_port) for p in pods]
+        registered_at = add_seconds(T_APP_POD, 5)
+    s["logs"] = {k: v for k, v in s["logs"].items() if not k.startswith("default/")}
+    s["logs"][f"kube-system/{LBC_LEADER}"] = lbc_leader_log(
+        model="service", tg_arn=NLB_TG_ARN, tgb_name=NLB_TG_NAME, registered=registered,
+        registered_at=registered_at)
+    reset_events(s)
+
+
+def echo_service(*, etp, annotations, hc_node_port=None) -> dict:
+    svc = make_service(
+        "echo-nlb", cluster_ip="10.100.61.201", svc_type="LoadBalancer", etp=etp,
+        ports=[service_port(node_port=31080)], selector={"app": "echo-nlb"},
+        annotations={
+            "service.beta.kubernetes.io/aws-load-balancer-scheme": "internet-facing",
+            "service.beta.kubernetes.io/aws-load-balancer-type": "external",
+            **annotations,
+        },
+    )
+    svc["metadata"]["finalizers"] = ["service.k8s.aws/resources"]
+    svc["spec"]["allocateLoadBalancerNodePorts"] = True
+    svc["spec"]["loadBalancerClass"] = "service.k8s.aws/nlb"
+    if hc_node_port:
+        svc["spec"]["healthCheckNodePort"] = hc_node_port
+    svc["status"] = {"loadBalancer": {"ingress": [{"hostname": NLB_DNS}]}}
+    return svc
+
+
+def echo_pod(name, node, ip):
+    return app_pod(name, node, ip, app="echo-nlb", rs_hash="6c8d9f7b5", container_name="echo")
+
+
+# --------------------------------------------------------------------------
+# Scenarios
+# --------------------------------------------------------------------------
+
+SCENARIOS = {}
+
+
+def scenario(name):
+    def register(fn):
+        SCENARIOS[name] = fn
+        return fn
+
+    return register
+
+
+@scenario("healthy")
+def healthy(s):
+    expect(s, None, "Nothing is broken: both instance targets of the ALB target group are healthy.")
+
+
+@scenario("pod-not-ready")
+def pod_not_ready(s):
+    expect(s, "pod-not-ready",
+           "Both app pods are Running but their nginx container is in CrashLoopBackOff, so the Service has "
+           "no ready endpoints and the NodePort health checks fail.")
+    finished = {APP_POD_1: "2026-11-27T03:01:47Z", APP_POD_2: "2026-11-27T03:02:19Z"}
+    extra = []
+    for pod in app_pods(s):
+        name = pod["metadata"]["name"]
+        crashloop(pod, restarts=7, finished=finished[name])
+        s["logs"][f"default/{name}"] = nginx_crash_log(pod)
+        extra.append(event(
+            pod, "BackOff", f"Back-off restarting failed container nginx in pod {name}_default({pod['metadata']['uid']})",
+            type_="Warning", when=add_seconds(finished[name], 75), first=add_seconds(T_APP_POD, 20), count=31,
+            host=pod["spec"]["nodeName"], field_path="spec.containers{nginx}",
+        ))
+    reset_events(s, extra)
+    fail_all_targets(s, "Target.FailedHealthChecks")
+
+
+@scenario("selector-matches-no-pods")
+def selector_matches_no_pods(s):
+    expect(s, "selector-matches-no-pods",
+           "The Service selects app=alb-instance-1 but the pods are labelled app=alb-instance, so the Service "
+           "has no endpoints.")
+    get(s, "app", "Service", "alb-instance")["spec"]["selector"] = {"app": "alb-instance-1"}
+    fail_all_targets(s, "Target.FailedHealthChecks")
+    set_app_logs(s)
+
+
+@scenario("endpoints-missing")
+def endpoints_missing(s):
+    expect(s, "endpoints-missing",
+           "The Service has no selector and its hand-managed Endpoints object has no addresses, so the "
+           "NodePort has nowhere to send traffic.")
+    del get(s, "app", "Service", "alb-instance")["spec"]["selector"]
+    remove(s, "app", "EndpointSlice", "alb-instance-x7k2p")
+    ep = get(s, "app", "Endpoints", "alb-instance")
+    ep["metadata"] = meta("Endpoints", "alb-instance", "default", created=T_APP)
+    fail_all_targets(s, "Target.FailedHealthChecks")
+    set_app_logs(s)
+
+
+@scenario("external-traffic-policy-local")
+def external_traffic_policy_local(s):
+    expect(s, "external-traffic-policy-local",
+           "The Service uses externalTrafficPolicy Local and its only pod runs on node 1, so kube-proxy on "
+           "node 2 drops the ALB's health checks to the NodePort.")
+    get(s, "app", "Service", "alb-instance")["spec"]["externalTrafficPolicy"] = "Local"
+    remove(s, "app", "Pod", APP_POD_2)
+    reset_events(s)
+    fail_target(s, NODE2.instance_id, "Target.Timeout")
+    # source IPs are preserved: the pod sees the ALB's own addresses
+    set_app_logs(s, hc_sources=ALB_NODE_IPS)
+
+
+@scenario("nlb-local-by-design")
+def nlb_local_by_design(s):
+    expect(s, None,
+           "NLB instance targets with externalTrafficPolicy Local: the node without a local pod fails the "
+           "healthCheckNodePort check by design, which is how the NLB avoids the extra hop.",
+           first_finding="external-traffic-policy-local")
+    use_nlb(
+        s,
+        target_type="instance",
+        pods=[echo_pod("echo-nlb-6c8d9f7b5-h4j6k", NODE1, "192.168.77.21")],
+        service=echo_service(etp="Local", hc_node_port=32123, annotations={
+            "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "instance",
+        }),
+        tg=nlb_target_group(port=31080, target_type="instance", hc_port="32123", hc_path="/healthz"),
+        tgb_rules=[tgb_rule(31080, cidr=VPC_CIDR), tgb_rule(32123, cidr=VPC_CIDR)],
+        target_port=31080,
+        open_ports=[31080, 32123],
+    )
+    s["target_health"] = [
+        target_health(NODE1.instance_id, 31080, hc_port="32123"),
+        target_health(NODE2.instance_id, 31080, hc_port="32123", reason="Target.FailedHealthChecks"),
+    ]
+    set_app_logs(s)
+
+    def healthz(n):
+        return ('{"service":{"namespace":"default","name":"echo-nlb"},"localEndpoints":%d,'
+                '"serviceProxyHealthy":true}' % n)
+
+    s["probe"] = {"results": [
+        probe_result(NODE1.instance_id, NODE1.ip, 32123, path="/healthz", outcome="response", status=200,
+                     latency=2, detail=healthz(1)),
+        probe_result(NODE2.instance_id, NODE2.ip, 32123, path="/healthz", outcome="response", status=503,
+                     latency=2, detail=healthz(0)),
+    ]}
+
+
+@scenario("node-security-groups-mismatch")
+def node_security_groups_mismatch(s):
+    expect(s, "node-security-groups-mismatch",
+           "Node 2 (node group ng-2) carries only its own security group, which does not admit node 1's "
+           "cluster security group, so node 1 cannot forward NodePort traffic to the only pod, on node 2.")
+    s["security_groups"].append(security_group(
+        SG_NG2, "Security group for demo-cluster node group ng-2",
+        [sg_rule("tcp", 30080, groups=[SG_BACKEND], description=TGB_RULE_DESC)],
+        {"Name": SG_NAMES[SG_NG2], f"kubernetes.io/cluster/{CLUSTER}": "owned"},
+    ))
+    set_node(s, dataclasses.replace(NODE2, nodegroup="ng-2", security_groups=(SG_NG2,)))
+    remove(s, "app", "Pod", APP_POD_1)
+    reset_events(s)
+    fail_target(s, NODE1.instance_id, "Target.Timeout")
+    set_app_logs(s, hc_sources=[NODE2.ip])
+
+
+@scenario("target-port-mismatch")
+def target_port_mismatch(s):
+    expect(s, "target-port-mismatch",
+           "The Service's targetPort is 8080 but the containers listen on port 80, so forwarded health "
+           "checks are refused by the pods.")
+    get(s, "app", "Service", "alb-instance")["spec"]["ports"][0]["targetPort"] = 8080
+    fail_all_targets(s, "Target.FailedHealthChecks")
+    set_app_logs(s)
+
+
+@scenario("lb-controller-errors")
+def lb_controller_errors(s):
+    expect(s, "lb-controller-errors",
+           "The pods were re-created with new IPs but the Load Balancer Controller gets AccessDenied on "
+           "RegisterTargets, so the target group still holds the old, dead pod IPs.")
+    recreate_app_pods(s)
+    use_ip_mode(s)
+    stale_ip_targets(s, "Target.Timeout")
+    s["logs"][f"kube-system/{LBC_LEADER}"] = lbc_leader_log(
+        registered=[(ip, 80) for ip, _ in OLD_POD_TARGETS],
+        registered_at=add_seconds(T_APP_POD, 5),
+        failing=[(ip, 80) for _, _, ip in RECREATED_PODS],
+    )
+    ingress = get(s, "app", "Ingress", "alb-instance")
+    last = add_seconds(T_APP_POD_RECREATED, 769)
+    reset_events(s, [event(
+        ingress, "FailedDeployModel",
+        "Failed deploy model due to " + access_denied_error(uid("request", "10"), ALB_TG_ARN),
+        type_="Warning", component="ingress", when=last, first=add_seconds(T_APP_POD_RECREATED, 2), count=11,
+    )])
+    set_app_logs(s)
+
+
+@scenario("ingress-annotation-invalid")
+def ingress_annotation_invalid(s):
+    expect(s, "ingress-annotation-invalid",
+           'The Ingress sets alb.ingress.kubernetes.io/healthcheck-port: "8081", a port nothing listens on '
+           "(neither the NodePort nor a container port), so every health check fails.")
+    get(s, "app", "Ingress", "alb-instance")["metadata"]["annotations"][
+        "alb.ingress.kubernetes.io/healthcheck-port"] = "8081"
+    s["target_groups"][0]["HealthCheckPort"] = "8081"
+    # the controller opens the health-check port too, so the SG is not the problem
+    get(s, "app", "TargetGroupBinding", ALB_TG_NAME)["spec"]["networking"]["ingress"].append(
+        tgb_rule(8081, group=SG_BACKEND))
+    sg(s, SG_CLUSTER)["IpPermissions"].append(sg_rule("tcp", 8081, groups=[SG_BACKEND], description=TGB_RULE_DESC))
+    for t in s["target_health"]:
+        t["HealthCheckPort"] = "8081"
+    fail_all_targets(s, "Target.FailedHealthChecks")
+    set_app_logs(s)
+
+
+@scenario("service-annotation-invalid")
+def service_annotation_invalid(s):
+    expect(s, "service-annotation-invalid",
+           'The Service sets aws-load-balancer-healthcheck-port: "9090" but the pods only listen on port 80, '
+           "so the NLB's HTTP health checks to the pod IPs fail.")
+    pods = [
+        echo_pod("echo-nlb-6c8d9f7b5-h4j6k", NODE1, "192.168.77.21"),
+        echo_pod("echo-nlb-6c8d9f7b5-w2x8z", NODE2, "192.168.104.18"),
+    ]
+    use_nlb(
+        s,
+        target_type="ip",
+        pods=pods,
+        service=echo_service(etp="Cluster", annotations={
+            "service.beta.kubernetes.io/aws-load-balancer-healthcheck-path": "/healthz",
+            "service.beta.kubernetes.io/aws-load-balancer-healthcheck-port": "9090",
+            "service.beta.kubernetes.io/aws-load-balancer-healthcheck-protocol": "http",
+            "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "ip",
+        }),
+        tg=nlb_target_group(port=80, target_type="ip", hc_port="9090", hc_path="/healthz"),
+        tgb_rules=[tgb_rule(80, cidr=VPC_CIDR), tgb_rule(9090, cidr=VPC_CIDR)],
+        target_port=80,
+        open_ports=[80, 9090],
+    )
+    s["target_health"] = [
+        target_health(p["status"]["podIP"], 80, hc_port="9090", az=node_of(p).az, reason="Target.FailedHealthChecks")
+        for p in pods
+    ]
+    set_app_logs(s)
+
+
+@scenario("health-check-response-mismatch")
+def health_check_response_mismatch(s):
+    expect(s, "health-check-response-mismatch",
+           "The health check path /healthz does not exist in nginx, so the pods answer 404 while the "
+           "matcher expects 200.")
+    get(s, "app", "Ingress", "alb-instance")["metadata"]["annotations"][
+        "alb.ingress.kubernetes.io/healthcheck-path"] = "/healthz"
+    s["target_groups"][0]["HealthCheckPath"] = "/healthz"
+    fail_all_targets(s, "Target.ResponseCodeMismatch", "Health checks failed with these codes: [404]")
+    set_app_logs(s, hc_sources=[NODE1.ip, NODE2.ip], hc_path="/healthz", hc_status=404)
+    s["probe"] = {"results": [
+        probe_result(n.instance_id, n.ip, 30080, path="/healthz", outcome="response", status=404, latency=3,
+                     detail="HTTP/1.1 404 Not Found (nginx/1.27.5)")
+        for n in (NODE1, NODE2)
+    ]}
+
+
+@scenario("health-check-unreachable")
+def health_check_unreachable(s):
+    expect(s, "health-check-unreachable",
+           "Configuration looks correct everywhere, yet the health checks to both nodes time out and the "
+           "replayed probes time out too.")
+    fail_all_targets(s, "Target.Timeout")
+    set_app_logs(s)
+    s["probe"] = {"results": [
+        probe_result(n.instance_id, n.ip, 30080, path="/", outcome="timeout", latency=5000,
+                     detail="no response within 5s (HealthCheckTimeoutSeconds)")
+        for n in (NODE1, NODE2)
+    ]}
+
+
+@scenario("security-group-blocks-health-check")
+def security_group_blocks_health_check(s):
+    expect(s, "security-group-blocks-health-check",
+           "The cluster security group on the nodes lost the tcp 30080 rule from the load balancer's "
+           "backend security group, so health checks are dropped.")
+    drop_rules(s, SG_CLUSTER, 30080)
+    fail_all_targets(s, "Target.Timeout")
+    set_app_logs(s)
+
+
+@scenario("network-acl-blocks-traffic")
+def network_acl_blocks_traffic(s):
+    expect(s, "network-acl-blocks-traffic",
+           "A network ACL on the private subnets denies tcp 30000-32767 from the public subnets where the "
+           "ALB lives, so health checks to the NodePort are dropped.")
+    s["network_acls"] = [
+        allow_all_nacl(DEFAULT_ACL, PUBLIC_SUBNETS, is_default=True),
+        network_acl(
+            PRIVATE_ACL, PRIVATE_SUBNETS,
+            inbound=[
+                nacl_entry(90, "deny", egress=False, cidr="192.168.0.0/18", protocol="6", ports=(30000, 32767)),
+                nacl_entry(100, "allow", egress=False),
+            ],
+            outbound=[nacl_entry(100, "allow", egress=True)],
+            is_default=False,
+            tags={"Name": f"{CLUSTER}-private"},
+        ),
+    ]
+    fail_all_targets(s, "Target.Timeout")
+    set_app_logs(s)
+
+
+@scenario("route-table-missing-local-route")
+def route_table_missing_local_route(s):
+    expect(s, "route-table-missing-local-route",
+           "The private route table sends the VPC CIDR to a deleted firewall ENI (blackhole) instead of the "
+           "local route, so replies to the ALB never arrive.")
+    rt = only(s["route_tables"], lambda r: r["RouteTableId"] == RTB_PRIVATE, "private route table")
+    rt["Routes"] = [
+        route(VPC_CIDR, NetworkInterfaceId=FIREWALL_ENI, state="blackhole"),
+        route("0.0.0.0/0", NatGatewayId=NAT_ID),
+    ]
+    fail_all_targets(s, "Target.Timeout")
+    set_app_logs(s)
+
+
+@scenario("kube-proxy-unhealthy")
+def kube_proxy_unhealthy(s):
+    expect(s, "kube-proxy-unhealthy",
+           "kube-proxy crash-loops on both nodes (unrecognized feature gate), so the NodePort is not "
+           "served and the health checks fail.")
+    died = {"kube-proxy-7xk2m": ("2026-11-27T02:58:41Z", NODE1), "kube-proxy-9pl4n": ("2026-11-27T03:00:13Z", NODE2)}
+    extra = []
+    for name, (died_at, node) in died.items():
+        pod = get(s, "kube_system", "Pod", name)
+        crashloop(pod, restarts=12, finished=died_at)
+        s["logs"][f"kube-system/{name}"] = kube_proxy_log(node, died_at=died_at)
+        extra.append(event(
+            pod, "BackOff",
+            f"Back-off restarting failed container kube-proxy in pod {name}_kube-system({pod['metadata']['uid']})",
+            type_="Warning", when=add_seconds(died_at, 12), first="2026-11-27T02:04:10Z", count=262,
+            host=node.name, field_path="spec.containers{kube-proxy}",
+        ))
+    ds = get(s, "kube_system", "DaemonSet", "kube-proxy")["status"]
+    del ds["numberAvailable"]
+    ds.update(numberReady=0, numberUnavailable=2)
+    reset_events(s, extra)
+    fail_all_targets(s, "Target.FailedHealthChecks")
+    set_app_logs(s)
+
+
+@scenario("target-registration-drift")
+def target_registration_drift(s):
+    expect(s, "target-registration-drift",
+           "No TargetGroupBinding manages the target group any more, so it still holds the old pod IPs "
+           "while the live pods have new ones.")
+    recreate_app_pods(s)
+    use_ip_mode(s)
+    remove(s, "app", "TargetGroupBinding", ALB_TG_NAME)
+    stale_ip_targets(s, "Target.FailedHealthChecks")
+    s["logs"][f"kube-system/{LBC_LEADER}"] = lbc_leader_log(
+        registered=[(ip, 80) for ip, _ in OLD_POD_TARGETS], registered_at=add_seconds(T_APP_POD, 5))
+    set_app_logs(s)
+
+
+@scenario("target-in-disabled-az")
+def target_in_disabled_az(s):
+    expect(s, "target-in-disabled-az",
+           "Node 3 is in us-east-1c, an Availability Zone the ALB is not enabled in, so its target is unused.")
+    set_node(s, NODE3)
+    s["kube_system"].append(kube_proxy_pod("kube-proxy-2hd8w", NODE3))
+    s["logs"]["kube-system/kube-proxy-2hd8w"] = kube_proxy_log(NODE3)
+    ds = get(s, "kube_system", "DaemonSet", "kube-proxy")["status"]
+    for k in ("currentNumberScheduled", "desiredNumberScheduled", "numberAvailable", "numberReady",
+              "updatedNumberScheduled"):
+        ds[k] = 3
+    s["target_health"].append(target_health(NODE3.instance_id, 30080, reason="Target.NotInUse"))
+    s["logs"][f"kube-system/{LBC_LEADER}"] = lbc_leader_log(
+        registered=[(n.instance_id, 30080) for n in (NODE1, NODE2, NODE3)])
+
+
+@scenario("target-instance-not-running")
+def target_instance_not_running(s):
+    expect(s, "target-instance-not-running",
+           "The EC2 instance behind node 2 is stopped, so its target is in an invalid state and the node is "
+           "NotReady.")
+    set_node(s, NODE2, state="stopped")
+    node = get(s, "nodes", "Node", NODE2.name)
+    lost = "2026-11-27T02:41:52Z"
+    msg = "Kubelet stopped posting node status."
+    node["status"]["conditions"] = [
+        condition(c["type"], "Unknown", lost, reason="NodeStatusUnknown", message=msg,
+                  heartbeat="2026-11-27T02:40:58Z")
+        for c in node["status"]["conditions"]
+    ]
+    node["spec"]["taints"] = [
+        {"effect": "NoSchedule", "key": "node.kubernetes.io/unreachable", "timeAdded": lost},
+        {"effect": "NoExecute", "key": "node.kubernetes.io/unreachable", "timeAdded": add_seconds(lost, 5)},
+    ]
+    evicted_pod = get(s, "app", "Pod", APP_POD_2)
+    evicted_at = add_seconds(lost, 305)
+    remove(s, "app", "Pod", APP_POD_2)
+    # the LBC replica on node 2 was evicted too and replaced on node 1
+    remove(s, "kube_system", "Pod", LBC_FOLLOWER)
+    replacement = f"aws-load-balancer-controller-{LBC_RS_HASH}-k8m3n"
+    s["kube_system"].append(lbc_pod(replacement, NODE1, "192.168.83.77", created=add_seconds(evicted_at, 1)))
+    s["logs"][f"kube-system/{replacement}"] = lbc_follower_log(start=add_seconds(evicted_at, 8))
+    # DaemonSet pods tolerate unreachable; the node controller only marks them not ready
+    set_pod_condition(get(s, "kube_system", "Pod", "kube-proxy-9pl4n"), "Ready", "False", add_seconds(lost, 1))
+    del s["logs"]["kube-system/kube-proxy-9pl4n"]  # kubectl logs cannot reach a stopped node's kubelet
+    ds = get(s, "kube_system", "DaemonSet", "kube-proxy")["status"]
+    ds.update(numberAvailable=1, numberReady=1, numberUnavailable=1)
+    reset_events(s, [
+        event(node, "NodeNotReady", f"Node {NODE2.name} status is now: NodeNotReady", when=lost,
+              component="node-controller"),
+        event(evicted_pod, "TaintManagerEviction", f"Marking for deletion Pod default/{APP_POD_2}",
+              when=evicted_at, component="taint-eviction-controller"),
+    ])
+    fail_target(s, NODE2.instance_id, "Target.InvalidState")
+    set_app_logs(s, hc_sources=[NODE1.ip])
+
+
+# --------------------------------------------------------------------------
+# Derivation, validation, rendering
+# --------------------------------------------------------------------------
+
+KIND_ORDER = ["Deployment", "DaemonSet", "Service", "Endpoints", "EndpointSlice", "Pod", "Ingress",
+              "TargetGroupBinding"]
+
+
+def pod_is_ready(pod) -> bool:
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"]["conditions"])
+
+
+def resolve_target_port(pod, target_port):
+    if isinstance(target_port, int):
+        return target_port
+    for c in pod["spec"]["containers"]:
+        for p in c.get("ports", []):
+            if p.get("name") == target_port:
+                return p["containerPort"]
+    return None
+
+
+def sync_endpoints(s):
+    """What the endpoints and endpointslice controllers would write for selector-based Services."""
+    for svc in objs(s, "app", "Service"):
+        selector = svc["spec"].get("selector")
+        if not selector:
+            continue  # Endpoints are managed by hand
+        name = svc["metadata"]["name"]
+        (sport,) = svc["spec"]["ports"]
+        pods = [
+            p for p in app_pods(s)
+            if all(p["metadata"].get("labels", {}).get(k) == v for k, v in selector.items())
+            and p["status"].get("podIP")
+        ]
+        pods.sort(key=lambda p: ipaddress.ip_address(p["status"]["podIP"]))
+        resolved = [(p, resolve_target_port(p, sport["targetPort"])) for p in pods]
+        resolved = [(p, port) for p, port in resolved if port is not None]
+        ports = sorted({port for _, port in resolved})
+        assert len(ports) <= 1, "one port per service in these scenarios"
+
+        def address(p):
+            return {"ip": p["status"]["podIP"], "nodeName": p["spec"]["nodeName"], "targetRef": obj_ref(p)}
+
+        ep = get(s, "app", "Endpoints", name)
+        ep.pop("subsets", None)
+        if pods:
+            trigger = max(p["metadata"]["creationTimestamp"] for p in pods)
+            for o in [ep] + objs(s, "app", "EndpointSlice"):
+                o["metadata"].setdefault("annotations", {})["endpoints.kubernetes.io/last-change-trigger-time"] = trigger
+        if resolved:
+            subset = {}
+            ready = [address(p) for p, _ in resolved if pod_is_ready(p)]
+            not_ready = [address(p) for p, _ in resolved if not pod_is_ready(p)]
+            if ready:
+                subset["addresses"] = ready
+            if not_ready:
+                subset["notReadyAddresses"] = not_ready
+            subset["ports"] = [{"name": sport["name"], "port": ports[0], "protocol": sport["protocol"]}]
+            ep["subsets"] = [subset]
+
+        for eps in [e for e in objs(s, "app", "EndpointSlice")
+                    if e["metadata"]["labels"]["kubernetes.io/service-name"] == name]:
+            if not resolved:
+                eps["endpoints"], eps["ports"] = None, None
+                continue
+            eps["endpoints"] = [
+                {
+                    "addresses": [p["status"]["podIP"]],
+                    "conditions": {"ready": pod_is_ready(p), "serving": pod_is_ready(p), "terminating": False},
+                    "nodeName": p["spec"]["nodeName"],
+                    "targetRef": obj_ref(p),
+                    "zone": node_of(p).az,
+                }
+                for p, _ in resolved
+            ]
+            eps["ports"] = [{"name": sport["name"], "port": ports[0], "protocol": sport["protocol"]}]
+
+
+def sync_enis(s):
+    """The VPC CNI assigns pod IPs as secondary private IPs of the node's ENI."""
+    by_node = {}
+    for pod in app_pods(s) + objs(s, "kube_system", "Pod"):
+        if pod["spec"].get("hostNetwork"):
+            continue
+        by_node.setdefault(pod["spec"]["nodeName"], []).append(pod["status"]["podIP"])
+    for eni in s["network_interfaces"]:
+        ips = sorted(by_node.get(eni["PrivateDnsName"], []), key=ipaddress.ip_address)
+        eni["PrivateIpAddresses"] = eni["PrivateIpAddresses"][:1] + [
+            {"Primary": False, "PrivateDnsName": "ip-" + ip.replace(".", "-") + ".ec2.internal",
+             "PrivateIpAddress": ip}
+            for ip in ips
+        ]
+
+
+def sort_buckets(s):
+    for bucket in ("app", "kube_system"):
+        s[bucket].sort(key=lambda o: KIND_ORDER.index(o["kind"]))
+
+
+def validate(name, s):
+    """Cross-file consistency checks; a failure here is a bug in this generator."""
+
+    def check(cond, msg):
+        if not cond:
+            raise AssertionError(f"{name}: {msg}")
+
+    sg_ids = {g["GroupId"] for g in s["security_groups"]}
+    instances = [i for r in s["reservations"] for i in r["Instances"]]
+    for i in instances:
+        for g in i["SecurityGroups"]:
+            check(g["GroupId"] in sg_ids, f"instance SG {g['GroupId']} missing")
+    for e in s["network_interfaces"]:
+        for g in e["Groups"]:
+            check(g["GroupId"] in sg_ids, f"ENI SG {g['GroupId']} missing")
+    for lb in s["load_balancers"]:
+        for g in lb.get("SecurityGroups", []):
+            check(g in sg_ids, f"LB SG {g} missing")
+    for g in s["security_groups"]:
+        for r in g["IpPermissions"]:
+            for pair in r["UserIdGroupPairs"]:
+                check(pair["GroupId"] in sg_ids, f"rule references missing SG {pair['GroupId']}")
+
+    (tg,) = s["target_groups"]
+    check(s["manifest"]["targetGroupArn"] == tg["TargetGroupArn"], "manifest TG")
+    check(s["tags"][0]["ResourceArn"] == tg["TargetGroupArn"], "tags TG")
+    check(tg["LoadBalancerArns"] == [lb["LoadBalancerArn"] for lb in s["load_balancers"]], "TG LB")
+
+    node_names = {n["metadata"]["name"] for n in s["nodes"]}
+    check(node_names == {i["PrivateDnsName"] for i in instances}, "nodes vs instances")
+    check(node_names == {e["PrivateDnsName"] for e in s["network_interfaces"]}, "nodes vs ENIs")
+    instance_ids = {i["InstanceId"] for i in instances}
+    target_ids = {t["Target"]["Id"] for t in s["target_health"]}
+    if tg["TargetType"] == "instance":
+        check(target_ids == instance_ids, "instance targets vs described instances")
+        for t in s["target_health"]:
+            check("AvailabilityZone" not in t["Target"], "AZ on instance target")
+    else:
+        pod_nodes = {p["spec"]["nodeName"] for p in app_pods(s)}
+        check(pod_nodes == node_names, "ip targets: described instances are the pods' nodes")
+        for t in s["target_health"]:
+            check(ipaddress.ip_address(t["Target"]["Id"]) in ipaddress.ip_network(VPC_CIDR), "ip target in VPC")
+            check("AvailabilityZone" in t["Target"], "AZ missing on ip target")
+
+    pods = app_pods(s) + objs(s, "kube_system", "Pod")
+    pod_keys = {f"{p['metadata']['namespace']}/{p['metadata']['name']}" for p in pods}
+    for p in pods:
+        check(p["spec"]["nodeName"] in node_names, f"pod {p['metadata']['name']} on unknown node")
+    for key in s["logs"]:
+        check(key in pod_keys, f"log for unknown pod {key}")
+    subnets = {sn["SubnetId"]: ipaddress.ip_network(sn["CidrBlock"]) for sn in s["subnets"]}
+    for e in s["network_interfaces"]:
+        for a in e["PrivateIpAddresses"]:
+            check(ipaddress.ip_address(a["PrivateIpAddress"]) in subnets[e["SubnetId"]],
+                  f"{a['PrivateIpAddress']} outside subnet of {e['NetworkInterfaceId']}")
+    check({"description", "rootCause"} <= s["expected"].keys() <= {"description", "rootCause", "firstFinding"}, "expected.json")
+
+
+# ---- serialisation
+
+
+def aws_json(obj) -> str:
+    return json.dumps(obj, indent=4) + "\n"
+
+
+def kubectl_json(obj) -> str:
+    # kubectl prints objects as unstructured maps: keys sorted, 4-space indent
+    return json.dumps(obj, indent=4, sort_keys=True) + "\n"
+
+
+YAML_PLAIN = re.compile(r"[A-Za-z_/][A-Za-z0-9_./-]*")
+YAML_RESERVED = {"y", "n", "yes", "no", "on", "off", "true", "false", "null", "~"}
+
+
+def yaml_scalar(v) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return str(v)
+    if isinstance(v, dict):
+        return "{}"
+    if isinstance(v, list):
+        return "[]"
+    if YAML_PLAIN.fullmatch(v) and v.lower() not in YAML_RESERVED:
+        return v
+    return json.dumps(v)  # a JSON string is a valid double-quoted YAML scalar
+
+
+def yaml_lines(value, indent=0):
+    """kubectl / sigs.k8s.io/yaml style: sorted keys, list items not indented under their key."""
+    pad = " " * indent
+    if isinstance(value, dict):
+        for k in sorted(value):
+            v = value[k]
+            if isinstance(v, dict) and v:
+                yield f"{pad}{yaml_scalar(k)}:"
+                yield from yaml_lines(v, indent + 2)
+            elif isinstance(v, list) and v:
+                yield f"{pad}{yaml_scalar(k)}:"
+                yield from yaml_lines(v, indent)
+            else:
+                yield f"{pad}{yaml_scalar(k)}: {yaml_scalar(v)}"
+    elif isinstance(value, list):
+        for item in value:
+            if isinstance(item, (dict, list)) and item:
+                sub = list(yaml_lines(item, indent + 2))
+                sub[0] = f"{pad}- {sub[0][indent + 2:]}"
+                yield from sub
+            else:
+                yield f"{pad}- {yaml_scalar(item)}"
+    else:
+        yield pad + yaml_scalar(value)
+
+
+def to_yaml(obj) -> str:
+    return "\n".join(yaml_lines(obj)) + "\n"
+
+
+def render(name, s) -> dict:
+    """Files of one dump directory: relative path -> text."""
+    sort_buckets(s)
+    sync_endpoints(s)
+    sync_enis(s)
+    validate(name, s)
+    files = {
+        "manifest.json": aws_json(s["manifest"]),
+        "expected.json": aws_json(s["expected"]),
+        "aws/elbv2-describe-target-groups.json": aws_json({"TargetGroups": s["target_groups"]}),
+        "aws/elbv2-describe-target-health.json": aws_json({"TargetHealthDescriptions": s["target_health"]}),
+        "aws/elbv2-describe-tags.json": aws_json({"TagDescriptions": s["tags"]}),
+        "aws/elbv2-describe-load-balancers.json": aws_json({"LoadBalancers": s["load_balancers"]}),
+        "aws/ec2-describe-security-groups.json": aws_json({"SecurityGroups": s["security_groups"]}),
+        "aws/ec2-describe-network-acls.json": aws_json({"NetworkAcls": s["network_acls"]}),
+        "aws/ec2-describe-route-tables.json": aws_json({"RouteTables": s["route_tables"]}),
+        "aws/ec2-describe-subnets.json": aws_json({"Subnets": s["subnets"]}),
+        "aws/ec2-describe-vpcs.json": aws_json({"Vpcs": s["vpcs"]}),
+        "aws/ec2-describe-instances.json": aws_json({"Reservations": s["reservations"]}),
+        "aws/ec2-describe-network-interfaces.json": aws_json({"NetworkInterfaces": s["network_interfaces"]}),
+        "aws/eks-describe-cluster.json": aws_json({"cluster": s["cluster"]}),
+        "k8s/nodes.json": kubectl_json(k8s_list(s["nodes"])),
+        "k8s/namespaces.json": kubectl_json(k8s_list(s["namespaces"])),
+        "k8s/app.json": kubectl_json(k8s_list([o for o in s["app"] if o["kind"] != "TargetGroupBinding"])),
+        # `kubectl get targetgroupbindings -A -o json`: an empty List still says "collected, none".
+        "k8s/targetgroupbindings.json": kubectl_json(
+            k8s_list([o for o in s["app"] if o["kind"] == "TargetGroupBinding"])),
+        "k8s/events.json": kubectl_json(k8s_list(s["events"])),
+        "k8s/ingressclasses.yaml": to_yaml(k8s_list(s["ingressclasses"])),
+        "k8s/kube-system.json": kubectl_json(k8s_list(s["kube_system"])),
+    }
+    for key, text in sorted(s["logs"].items()):
+        files[f"k8s/logs/{key}.log"] = text
+    if s["probe"] is not None:
+        files["probe.json"] = aws_json(s["probe"])
+    return files
+
+
+def build_all() -> dict:
+    base = base_state()
+    out = {}
+    for name, mutate in SCENARIOS.items():
+        s = copy.deepcopy(base)
+        mutate(s)
+        out[name] = render(name, s)
+    return out
+
+
+def write_all(root: Path):
+    for name, files in build_all().items():
+        d = root / name
+        if d.exists():
+            shutil.rmtree(d)
+        for rel, text in files.items():
+            path = d / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+
+
+def tree(d: Path) -> set:
+    return {str(p.relative_to(d)) for p in d.rglob("*") if p.is_file()} if d.is_dir() else set()
+
+
+def check(root: Path) -> list:
+    """Paths (relative to `root`) whose committed content differs from a fresh generation."""
+    stale = []
+    with tempfile.TemporaryDirectory() as tmp:
+        fresh = Path(tmp)
+        write_all(fresh)
+        for name in SCENARIOS:
+            new, old = tree(fresh / name), tree(root / name)
+            for rel in sorted(new | old):
+                a, b = fresh / name / rel, root / name / rel
+                if rel not in old:
+                    stale.append(f"{name}/{rel} (missing)")
+                elif rel not in new:
+                    stale.append(f"{name}/{rel} (not generated any more)")
+                elif a.read_bytes() != b.read_bytes():
+                    stale.append(f"{name}/{rel} (differs)")
+    return stale
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true",
+                        help="regenerate into a temporary directory and fail if the committed files differ")
+    args = parser.parse_args()
+    if args.check:
+        stale = check(HERE)
+        if stale:
+            print("scenario files are out of date; run: python3 tests/scenarios/generate.py", file=sys.stderr)
+            for line in stale:
+                print(f"  {line}", file=sys.stderr)
+            return 1
+        print(f"{len(SCENARIOS)} scenarios up to date")
+        return 0
+    write_all(HERE)
+    print(f"wrote {len(SCENARIOS)} scenarios under {HERE}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
