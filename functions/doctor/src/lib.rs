@@ -8,9 +8,11 @@
 pub mod arn;
 pub mod aws;
 pub mod checks;
+pub mod collect;
 pub mod dump;
 pub mod error;
 pub mod finding;
+pub mod gather;
 pub mod rank;
 pub mod report;
 pub mod resolve;

@@ -27,6 +27,8 @@ pub struct Report {
     pub inconclusive: Vec<InconclusiveCheck>,
     pub not_collected: Vec<NotCollected>,
     pub notes: Vec<String>,
+    /// API calls made while gathering, per service (`{}` for a dump).
+    pub api_calls: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -166,6 +168,7 @@ impl Report {
             inconclusive,
             not_collected: not_collected(snapshot),
             notes,
+            api_calls: snapshot.api_calls.clone(),
         }
     }
 
@@ -272,6 +275,10 @@ impl Report {
             for n in &self.not_collected {
                 let _ = writeln!(out, "  - {}: {}", n.item, n.reason);
             }
+        }
+        if !self.api_calls.is_empty() {
+            let calls: Vec<String> = self.api_calls.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            let _ = writeln!(out, "\nAPI calls: {}", calls.join(", "));
         }
         if !self.notes.is_empty() {
             let _ = writeln!(out, "\nNOTES");

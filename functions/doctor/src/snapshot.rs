@@ -79,6 +79,8 @@ pub struct Snapshot {
     pub probe: Collected<Vec<ProbeResult>>,
     /// Things the gatherer or loader noticed that are not failures (skipped kinds, ...).
     pub notes: Vec<String>,
+    /// API calls made while gathering, per service (empty for a dump).
+    pub api_calls: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -17,22 +17,62 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Diagnose one target group from a dump directory.
+    /// Diagnose one target group: offline from a dump, or live from the AWS and Kubernetes APIs.
     Diagnose {
         /// Dump directory (manifest.json, aws/, k8s/, probe.json).
-        #[arg(long)]
-        dump: PathBuf,
+        #[arg(long, conflicts_with = "target_group", required_unless_present = "target_group")]
+        dump: Option<PathBuf>,
+        #[command(flatten)]
+        live: LiveArgs,
         #[arg(long, value_enum, default_value_t = Output::Text)]
         output: Output,
         /// Exit with 1 when a finding at or above this severity is reported.
         #[arg(long, value_enum)]
         fail_on: Option<FailOn>,
     },
+    /// Gather live state for one target group and write it as a dump directory.
+    Collect {
+        #[command(flatten)]
+        live: LiveArgs,
+        /// Directory to write the dump to (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// List the check catalogue.
     Checks {
         #[arg(long, value_enum, default_value_t = Output::Text)]
         output: Output,
     },
+}
+
+#[derive(clap::Args)]
+struct LiveArgs {
+    /// Target group ARN to diagnose live (AWS credentials and region from the default chain).
+    #[arg(long = "target-group")]
+    target_group: Option<String>,
+    /// EKS cluster name, when the target group carries no elbv2.k8s.aws/cluster tag.
+    #[arg(long)]
+    cluster: Option<String>,
+    /// Reach Kubernetes through a kubeconfig (this path, or KUBECONFIG / ~/.kube/config with
+    /// --kube-auth kubeconfig) instead of EKS authentication.
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// kubeconfig context (default: the current context).
+    #[arg(long)]
+    context: Option<String>,
+    #[arg(long, value_enum, default_value_t = KubeAuth::Eks)]
+    kube_auth: KubeAuth,
+    /// Overall deadline for gathering, in seconds.
+    #[arg(long, default_value_t = 60)]
+    timeout: u64,
+}
+
+#[derive(Clone, Copy, PartialEq, ValueEnum)]
+enum KubeAuth {
+    /// eks:DescribeCluster and a presigned STS token, like `aws eks get-token`.
+    Eks,
+    /// The kubeconfig's current (or --context) context.
+    Kubeconfig,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -59,8 +99,17 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Diagnose { dump, output, fail_on } => {
-            let snapshot = match doctor::dump::load(&dump) {
+        Command::Diagnose {
+            dump,
+            live,
+            output,
+            fail_on,
+        } => {
+            let snapshot = match dump {
+                Some(dump) => doctor::dump::load(&dump).map_err(|e| e.to_string()),
+                None => run_async(gather(&live)),
+            };
+            let snapshot = match snapshot {
                 Ok(s) => s,
                 Err(e) => {
                     eprintln!("eks-lb-doctor: {e}");
@@ -81,32 +130,95 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Command::Checks { output } => {
-            match output {
-                Output::Json => {
-                    let list: Vec<_> = registry()
-                        .iter()
-                        .map(|c| {
-                            let m = c.meta();
-                            serde_json::json!({
-                                "id": m.id,
-                                "title": m.title,
-                                "runbookStep": m.runbook_step,
-                                "fixId": m.fix.fix_id(),
-                                "fixSafety": m.fix.to_string(),
-                            })
-                        })
-                        .collect();
-                    println!("{}", serde_json::Value::Array(list));
+        Command::Collect { live, out } => {
+            let written = run_async(gather(&live))
+                .and_then(|snapshot| doctor::collect::write_dump(&snapshot, &out).map_err(|e| e.to_string()));
+            match written {
+                Ok(()) => {
+                    eprintln!("eks-lb-doctor: dump written to {}", out.display());
+                    ExitCode::SUCCESS
                 }
-                Output::Text => {
-                    for c in registry() {
-                        let m = c.meta();
-                        println!("{:<36} {:<28} {}  [fix: {}]", m.id, m.runbook_step, m.title, m.fix);
-                    }
+                Err(e) => {
+                    eprintln!("eks-lb-doctor: {e}");
+                    ExitCode::from(EXIT_BAD_INPUT)
                 }
             }
+        }
+        Command::Checks { output } => {
+            print_checks(output);
             ExitCode::SUCCESS
+        }
+    }
+}
+
+fn run_async<T>(fut: impl std::future::Future<Output = Result<T, String>>) -> Result<T, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?
+        .block_on(fut)
+}
+
+async fn gather(live: &LiveArgs) -> Result<doctor::Snapshot, String> {
+    let Some(arn_text) = live.target_group.as_deref() else {
+        return Err("give --dump DIR or --target-group ARN".into());
+    };
+    let arn = doctor::arn::TargetGroupArn::parse(arn_text).map_err(|e| e.to_string())?;
+    let config = doctor::gather::aws::load_config(Some(arn.region.clone())).await;
+    let aws = doctor::gather::aws::AwsClients::new(&config);
+    let limits = doctor::gather::Limits::within(std::time::Duration::from_secs(live.timeout));
+    let eks_clients = doctor::gather::eks_auth::ClusterClients::new();
+    let access = if live.kubeconfig.is_some() || live.kube_auth == KubeAuth::Kubeconfig {
+        match kubeconfig_client(live).await {
+            Ok(client) => doctor::gather::KubeAccess::Client(client),
+            Err(why) => doctor::gather::KubeAccess::Skip(why),
+        }
+    } else {
+        doctor::gather::KubeAccess::Eks(&eks_clients)
+    };
+    Ok(doctor::gather::gather(&aws, access, &arn, live.cluster.clone(), limits).await)
+}
+
+async fn kubeconfig_client(live: &LiveArgs) -> Result<kube::Client, String> {
+    let options = kube::config::KubeConfigOptions {
+        context: live.context.clone(),
+        ..Default::default()
+    };
+    let config = match &live.kubeconfig {
+        Some(path) => {
+            let kubeconfig = kube::config::Kubeconfig::read_from(path)
+                .map_err(|e| format!("cannot read kubeconfig {}: {e}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &options).await
+        }
+        None => kube::Config::from_kubeconfig(&options).await,
+    }
+    .map_err(|e| format!("kubeconfig: {e}"))?;
+    kube::Client::try_from(config).map_err(|e| format!("cannot build the Kubernetes client: {e}"))
+}
+
+fn print_checks(output: Output) {
+    match output {
+        Output::Json => {
+            let list: Vec<_> = registry()
+                .iter()
+                .map(|c| {
+                    let m = c.meta();
+                    serde_json::json!({
+                        "id": m.id,
+                        "title": m.title,
+                        "runbookStep": m.runbook_step,
+                        "fixId": m.fix.fix_id(),
+                        "fixSafety": m.fix.to_string(),
+                    })
+                })
+                .collect();
+            println!("{}", serde_json::Value::Array(list));
+        }
+        Output::Text => {
+            for c in registry() {
+                let m = c.meta();
+                println!("{:<36} {:<28} {}  [fix: {}]", m.id, m.runbook_step, m.title, m.fix);
+            }
         }
     }
 }

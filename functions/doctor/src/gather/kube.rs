@@ -1,0 +1,356 @@
+//! Kubernetes side of gathering, with kube + k8s-openapi. Scoped to what the checks need:
+//! the backend's namespace (never a cluster-wide pod list), the controller's and
+//! kube-proxy's pods by label, the nodes. A 403 becomes "not collected: forbidden: <verb>
+//! <resource>", a 404 "absent"; neither aborts the run.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use futures::future::join_all;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use k8s_openapi::api::core::v1::{Endpoints, Event, Namespace, Node, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
+use kube::api::{Api, DynamicObject, ListParams, LogParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::Client;
+use serde::de::DeserializeOwned;
+
+use super::{bounded, ApiCalls, Limits};
+use crate::checks::{labels_match, node_instance_id};
+use crate::snapshot::{Collected, KubeState, Snapshot, TargetGroupBinding};
+
+const CONTROLLER_LABEL: &str = "app.kubernetes.io/name=aws-load-balancer-controller";
+const KUBE_PROXY_LABEL: &str = "k8s-app=kube-proxy";
+const LOG_TAIL_LINES: i64 = 200;
+
+/// One API call's outcome: the value, absent (404), or why it was not collected.
+fn outcome<T>(what: &str, result: Result<T, kube::Error>) -> Collected<T> {
+    match result {
+        Ok(v) => Collected::Present(v),
+        Err(kube::Error::Api(status)) if status.code == 404 => Collected::Absent,
+        Err(kube::Error::Api(status)) if status.code == 403 => Collected::NotCollected(format!("forbidden: {what}")),
+        Err(kube::Error::Api(status)) if status.code == 401 => {
+            Collected::NotCollected(format!("unauthorized: {what} (the cluster rejected the credentials)"))
+        }
+        Err(e) => Collected::NotCollected(format!("{what}: {e}")),
+    }
+}
+
+async fn call<T, F>(calls: &ApiCalls, limits: &Limits, what: String, fut: F) -> Collected<T>
+where
+    F: std::future::Future<Output = Result<T, kube::Error>>,
+{
+    calls.add("kubernetes");
+    match bounded(limits, &what, async { Ok(fut.await) }).await {
+        Ok(result) => outcome(&what, result),
+        Err(timeout) => Collected::NotCollected(timeout),
+    }
+}
+
+async fn list<K>(api: Api<K>, lp: ListParams, calls: &ApiCalls, limits: &Limits, what: String) -> Collected<Vec<K>>
+where
+    K: Clone + DeserializeOwned + std::fmt::Debug,
+{
+    match call(calls, limits, what, api.list(&lp)).await {
+        Collected::Present(list) => Collected::Present(list.items),
+        Collected::Absent => Collected::Present(Vec::new()),
+        Collected::NotCollected(why) => Collected::NotCollected(why),
+    }
+}
+
+/// Several partial lists of one kind: all must succeed, or the kind is not collected
+/// (a half list would make checks see "no such pod" where there is one).
+fn merge<T>(parts: Vec<Collected<Vec<T>>>) -> Collected<Vec<T>> {
+    let mut out = Vec::new();
+    for part in parts {
+        match part {
+            Collected::Present(items) => out.extend(items),
+            Collected::Absent => {}
+            Collected::NotCollected(why) => return Collected::NotCollected(why),
+        }
+    }
+    Collected::Present(out)
+}
+
+fn one<T>(c: Collected<T>) -> Collected<Vec<T>> {
+    match c {
+        Collected::Present(v) => Collected::Present(vec![v]),
+        Collected::Absent => Collected::Present(Vec::new()),
+        Collected::NotCollected(why) => Collected::NotCollected(why),
+    }
+}
+
+pub async fn gather(
+    client: &Client,
+    aws_side: &Snapshot,
+    calls: &ApiCalls,
+    limits: &Limits,
+) -> (KubeState, Vec<String>) {
+    let mut notes = Vec::new();
+    let tgb_resource = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("elbv2.k8s.aws", "v1beta1", "TargetGroupBinding"),
+        "targetgroupbindings",
+    );
+    // Phase 1: what resolution and the cluster-wide checks need.
+    let (tgbs, classes, nodes, deployments, daemon_sets, proxies) = tokio::join!(
+        list(
+            Api::<DynamicObject>::all_with(client.clone(), &tgb_resource),
+            ListParams::default(),
+            calls,
+            limits,
+            "list targetgroupbindings.elbv2.k8s.aws".into()
+        ),
+        list(
+            Api::<IngressClass>::all(client.clone()),
+            ListParams::default(),
+            calls,
+            limits,
+            "list ingressclasses".into()
+        ),
+        list(
+            Api::<Node>::all(client.clone()),
+            ListParams::default(),
+            calls,
+            limits,
+            "list nodes".into()
+        ),
+        list(
+            Api::<Deployment>::all(client.clone()),
+            ListParams::default().labels(CONTROLLER_LABEL),
+            calls,
+            limits,
+            "list deployments".into()
+        ),
+        list(
+            Api::<DaemonSet>::namespaced(client.clone(), "kube-system"),
+            ListParams::default().labels(KUBE_PROXY_LABEL),
+            calls,
+            limits,
+            "list daemonsets in kube-system".into()
+        ),
+        list(
+            Api::<Pod>::namespaced(client.clone(), "kube-system"),
+            ListParams::default().labels(KUBE_PROXY_LABEL),
+            calls,
+            limits,
+            "list pods in kube-system".into()
+        ),
+    );
+    let tgbs: Collected<Vec<TargetGroupBinding>> = match tgbs {
+        Collected::Present(objects) => {
+            let mut out = Vec::new();
+            for o in objects {
+                match serde_json::to_value(&o).and_then(serde_json::from_value::<TargetGroupBinding>) {
+                    Ok(t) => out.push(t),
+                    Err(e) => notes.push(format!(
+                        "TargetGroupBinding {} skipped: {e}",
+                        o.metadata.name.as_deref().unwrap_or("?")
+                    )),
+                }
+            }
+            Collected::Present(out)
+        }
+        Collected::NotCollected(why)
+            if why.contains("404") || why.contains("could not find the requested resource") =>
+        {
+            notes.push("the TargetGroupBinding CRD is not installed (no AWS Load Balancer Controller?)".into());
+            Collected::Present(Vec::new())
+        }
+        Collected::NotCollected(why) => Collected::NotCollected(why),
+        Collected::Absent => Collected::Present(Vec::new()),
+    };
+
+    let mut partial = aws_side.clone();
+    partial.kube.target_group_bindings = tgbs.clone();
+    let resolution = crate::resolve::resolve(&partial);
+
+    let mut state = KubeState {
+        target_group_bindings: tgbs,
+        ingress_classes: classes,
+        nodes,
+        deployments,
+        daemon_sets,
+        ..KubeState::all_not_collected("not gathered")
+    };
+
+    let backend = match &resolution.backend {
+        Ok(b) => b.clone(),
+        Err(why) => {
+            let reason = format!("the Kubernetes backend is not resolved: {why}");
+            state.services = Collected::not_collected(reason.clone());
+            state.endpoints = Collected::not_collected(reason.clone());
+            state.endpoint_slices = Collected::not_collected(reason.clone());
+            state.ingresses = Collected::not_collected(reason.clone());
+            state.events = Collected::not_collected(reason.clone());
+            state.namespaces = Collected::not_collected(reason.clone());
+            state.pods = Collected::not_collected(reason.clone());
+            state.logs = Collected::not_collected(reason);
+            return (state, notes);
+        }
+    };
+    let ns = backend.namespace.as_str();
+
+    // Phase 2: the backend's namespace, and the controller's pods.
+    let controller_selectors: Vec<(String, BTreeMap<String, String>)> = state
+        .deployments
+        .present()
+        .into_iter()
+        .flatten()
+        .filter_map(|d| {
+            let labels = d.spec.as_ref()?.selector.match_labels.clone()?;
+            Some((d.metadata.namespace.clone()?, labels))
+        })
+        .collect();
+    let controller_pods = join_all(controller_selectors.iter().map(|(cns, labels)| {
+        let selector = labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        list(
+            Api::<Pod>::namespaced(client.clone(), cns),
+            ListParams::default().labels(&selector),
+            calls,
+            limits,
+            format!("list pods in {cns}"),
+        )
+    }));
+    let (services_api, endpoints_api) = (
+        Api::<Service>::namespaced(client.clone(), ns),
+        Api::<Endpoints>::namespaced(client.clone(), ns),
+    );
+    let namespaces_api = Api::<Namespace>::all(client.clone());
+    let (service, endpoints, slices, pods, ingresses, events, namespace, controller_pods) = tokio::join!(
+        call(
+            calls,
+            limits,
+            format!("get services in {ns}"),
+            services_api.get(&backend.service)
+        ),
+        call(
+            calls,
+            limits,
+            format!("get endpoints in {ns}"),
+            endpoints_api.get(&backend.service)
+        ),
+        list(
+            Api::<EndpointSlice>::namespaced(client.clone(), ns),
+            ListParams::default().labels(&format!("kubernetes.io/service-name={}", backend.service)),
+            calls,
+            limits,
+            format!("list endpointslices.discovery.k8s.io in {ns}")
+        ),
+        // The namespace's pods (not only the selected ones: near-miss hints need the rest).
+        list(
+            Api::<Pod>::namespaced(client.clone(), ns),
+            ListParams::default(),
+            calls,
+            limits,
+            format!("list pods in {ns}")
+        ),
+        list(
+            Api::<Ingress>::namespaced(client.clone(), ns),
+            ListParams::default(),
+            calls,
+            limits,
+            format!("list ingresses.networking.k8s.io in {ns}")
+        ),
+        list(
+            Api::<Event>::namespaced(client.clone(), ns),
+            ListParams::default().fields("type=Warning"),
+            calls,
+            limits,
+            format!("list events in {ns}")
+        ),
+        call(calls, limits, "get namespaces".to_string(), namespaces_api.get(ns)),
+        controller_pods,
+    );
+    state.services = one(service);
+    state.endpoints = one(endpoints);
+    state.endpoint_slices = slices;
+    state.ingresses = ingresses;
+    state.events = events;
+    state.namespaces = one(namespace);
+    let controller_pods = merge(controller_pods);
+    let mut pod_parts = vec![pods, proxies];
+    pod_parts.push(controller_pods.clone());
+    state.pods = merge(pod_parts);
+
+    // Phase 3: log tails of the controller's pods and of kube-proxy on the target nodes.
+    let target_nodes = target_node_names(aws_side, &state);
+    let mut log_pods: Vec<(String, String)> = controller_pods
+        .present()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| Some((p.metadata.namespace.clone()?, p.metadata.name.clone()?)))
+        .collect();
+    if let Some(all) = state.pods.present() {
+        let kube_proxy: BTreeMap<String, String> = [("k8s-app".to_string(), "kube-proxy".to_string())].into();
+        log_pods.extend(
+            all.iter()
+                .filter(|p| labels_match(&kube_proxy, p.metadata.labels.as_ref()))
+                .filter(|p| {
+                    let node = p.spec.as_ref().and_then(|s| s.node_name.clone());
+                    target_nodes.is_empty() || node.is_some_and(|n| target_nodes.contains(&n))
+                })
+                .filter_map(|p| Some((p.metadata.namespace.clone()?, p.metadata.name.clone()?))),
+        );
+    }
+    let logs = join_all(log_pods.iter().map(|(pns, pod)| {
+        let lp = LogParams {
+            tail_lines: Some(LOG_TAIL_LINES),
+            ..LogParams::default()
+        };
+        let api = Api::<Pod>::namespaced(client.clone(), pns);
+        async move {
+            let got = call(calls, limits, format!("get pods/log in {pns}"), async {
+                api.logs(pod, &lp).await
+            })
+            .await;
+            ((pns.clone(), pod.clone()), got)
+        }
+    }))
+    .await;
+    let mut map = BTreeMap::new();
+    let mut failures = Vec::new();
+    for (key, got) in logs {
+        match got {
+            Collected::Present(text) => {
+                map.insert(key, text);
+            }
+            Collected::Absent => {}
+            Collected::NotCollected(why) => failures.push(why),
+        }
+    }
+    state.logs = if map.is_empty() && !failures.is_empty() {
+        Collected::NotCollected(failures.remove(0))
+    } else {
+        notes.extend(
+            failures
+                .into_iter()
+                .map(|f| format!("a container log was not collected: {f}")),
+        );
+        Collected::Present(map)
+    };
+    (state, notes)
+}
+
+/// Names of the nodes behind the targets (instance targets via providerID).
+fn target_node_names(aws_side: &Snapshot, state: &KubeState) -> BTreeSet<String> {
+    let ids: BTreeSet<&str> = aws_side
+        .aws
+        .target_health
+        .present()
+        .into_iter()
+        .flatten()
+        .map(|t| t.target.id.as_str())
+        .collect();
+    state
+        .nodes
+        .present()
+        .into_iter()
+        .flatten()
+        .filter(|n| node_instance_id(n).is_some_and(|id| ids.contains(id)))
+        .filter_map(|n| n.metadata.name.clone())
+        .collect()
+}
