@@ -114,20 +114,8 @@ impl World {
                 "0",
             ],
         );
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .http_client(https_client())
-            .endpoint_url(&endpoint)
-            .region(aws_config::Region::new("us-east-1"))
-            .credentials_provider(aws_credential_types::Credentials::new(
-                "testing", "testing", None, None, "test",
-            ))
-            .load()
-            .await;
-        World {
-            aws: AwsClients::new(&config),
-            moto,
-            kube,
-        }
+        let aws = moto_clients(&endpoint, "us-east-1").await;
+        World { aws, moto, kube }
     }
 
     /// Serves `scenario` live: moto reset and seeded, the Kubernetes stand-in reloaded.
@@ -233,6 +221,24 @@ async fn every_scenario_served_live_diagnoses_like_its_dump_and_collect_round_tr
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
+async fn live_report(aws: &AwsClients, access: KubeAccess<'_>, arn: &TargetGroupArn) -> doctor::Report {
+    doctor::diagnose(&gather(aws, access, arn, None, Limits::within(Duration::from_secs(20))).await)
+}
+
+/// SDK clients for the moto endpoint, with moto's test credentials.
+async fn moto_clients(endpoint: &str, region: &str) -> AwsClients {
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(https_client())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new(region.to_string()))
+        .credentials_provider(aws_credential_types::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .load()
+        .await;
+    AwsClients::new(&config)
+}
+
 fn checks_of(report: &doctor::Report) -> Vec<&'static str> {
     report.findings.iter().map(|f| f.check).collect()
 }
@@ -262,16 +268,7 @@ async fn faults_become_not_collected_and_aws_findings_survive() {
           "nodes", "namespaces", "events", "deployments", "daemonsets", "targetgroupbindings"], "namespaces": ["*"]}
     ]}}}));
     assert_eq!(denied["ok"], true, "{denied}");
-    let report = doctor::diagnose(
-        &gather(
-            &world.aws,
-            KubeAccess::Eks(&ClusterClients::new()),
-            &arn,
-            None,
-            limits(),
-        )
-        .await,
-    );
+    let report = live_report(&world.aws, KubeAccess::Eks(&ClusterClients::new()), &arn).await;
     assert_eq!(
         not_collected(&report, "Pods"),
         Some("forbidden: list pods in default"),
@@ -288,7 +285,7 @@ async fn faults_become_not_collected_and_aws_findings_survive() {
 
     // A token the cluster rejects (expired / wrong credentials): 401 on every call.
     let bad = doctor::gather::eks_auth::build_client(&url, &ca, "k8s-aws-v1.bm90LWEtdXJs".into(), &limits()).unwrap();
-    let report = doctor::diagnose(&gather(&world.aws, KubeAccess::Client(bad), &arn, None, limits()).await);
+    let report = live_report(&world.aws, KubeAccess::Client(bad), &arn).await;
     assert!(
         not_collected(&report, "Services").is_some_and(|r| r.starts_with("unauthorized")),
         "{:?}",
@@ -301,16 +298,7 @@ async fn faults_become_not_collected_and_aws_findings_survive() {
         .moto
         .command(json!({"cmd": "set-cluster", "name": "demo-cluster", "endpoint": "https://127.0.0.1:9"}));
     assert_eq!(reply["ok"], true, "{reply}");
-    let report = doctor::diagnose(
-        &gather(
-            &world.aws,
-            KubeAccess::Eks(&ClusterClients::new()),
-            &arn,
-            None,
-            limits(),
-        )
-        .await,
-    );
+    let report = live_report(&world.aws, KubeAccess::Eks(&ClusterClients::new()), &arn).await;
     assert!(not_collected(&report, "Pods").is_some(), "{:?}", report.not_collected);
     assert_eq!(
         report.root_cause,
@@ -336,16 +324,7 @@ async fn faults_become_not_collected_and_aws_findings_survive() {
     world.moto.command(
         json!({"cmd": "set-cluster", "name": "demo-cluster", "endpoint": url, "caData": other.ready["caData"]}),
     );
-    let report = doctor::diagnose(
-        &gather(
-            &world.aws,
-            KubeAccess::Eks(&ClusterClients::new()),
-            &arn,
-            None,
-            limits(),
-        )
-        .await,
-    );
+    let report = live_report(&world.aws, KubeAccess::Eks(&ClusterClients::new()), &arn).await;
     assert!(
         not_collected(&report, "Services").is_some(),
         "{:?}",
@@ -363,16 +342,7 @@ async fn faults_become_not_collected_and_aws_findings_survive() {
         .send()
         .await
         .unwrap();
-    let report = doctor::diagnose(
-        &gather(
-            &world.aws,
-            KubeAccess::Eks(&ClusterClients::new()),
-            &arn,
-            None,
-            limits(),
-        )
-        .await,
-    );
+    let report = live_report(&world.aws, KubeAccess::Eks(&ClusterClients::new()), &arn).await;
     assert!(
         not_collected(&report, "Pods").is_some_and(|r| r.contains("EKS cluster demo-cluster not found")),
         "{:?}",
@@ -384,16 +354,7 @@ async fn faults_become_not_collected_and_aws_findings_survive() {
     let unknown =
         TargetGroupArn::parse("arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/nope/0123456789abcdef")
             .unwrap();
-    let report = doctor::diagnose(
-        &gather(
-            &world.aws,
-            KubeAccess::Skip("not needed".into()),
-            &unknown,
-            None,
-            limits(),
-        )
-        .await,
-    );
+    let report = live_report(&world.aws, KubeAccess::Skip("not needed".into()), &unknown).await;
     assert!(report.findings.is_empty());
     assert!(
         report
@@ -405,21 +366,81 @@ async fn faults_become_not_collected_and_aws_findings_survive() {
     );
 
     // The wrong region: the target group is not found there.
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(https_client())
-        .endpoint_url(world.moto.ready["endpoint"].as_str().unwrap())
-        .region(aws_config::Region::new("eu-west-1"))
-        .credentials_provider(aws_credential_types::Credentials::new(
-            "testing", "testing", None, None, "test",
-        ))
-        .load()
-        .await;
-    let elsewhere = AwsClients::new(&config);
-    let report =
-        doctor::diagnose(&gather(&elsewhere, KubeAccess::Skip("not needed".into()), &arn, None, limits()).await);
+    let elsewhere = moto_clients(world.moto.ready["endpoint"].as_str().unwrap(), "eu-west-1").await;
+    let report = live_report(&elsewhere, KubeAccess::Skip("not needed".into()), &arn).await;
     assert!(report.findings.is_empty());
     assert!(report
         .inconclusive
         .iter()
         .any(|i| i.reason.contains("target group does not exist")));
+}
+
+/// The CLI end to end on the live stand-ins: `diagnose --target-group` with EKS
+/// authentication and with a kubeconfig, and `collect` then `diagnose --dump`, all agree.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_live_modes_and_collect_agree() {
+    let scenario = repo().join("tests/scenarios/selector-matches-no-pods");
+    let mut world = World::new(&scenario).await;
+    let arn = world.serve(&scenario).to_string();
+    let endpoint = world.moto.ready["endpoint"].as_str().unwrap().to_string();
+    let creds = aws_credential_types::Credentials::new("testing", "testing", None, None, "test");
+    let token = doctor::gather::eks_auth::presign(
+        &creds,
+        &endpoint,
+        "demo-cluster",
+        "us-east-1",
+        std::time::SystemTime::now(),
+    )
+    .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let kubeconfig = tmp.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: demo\n  cluster:\n    server: {}\n    certificate-authority-data: {}\nusers:\n- name: demo\n  user:\n    token: {token}\ncontexts:\n- name: demo\n  context:\n    cluster: demo\n    user: demo\ncurrent-context: demo\n",
+            world.kube.ready["url"].as_str().unwrap(),
+            world.kube.ready["caData"].as_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_eks-lb-doctor"))
+            .args(args)
+            .env("AWS_ENDPOINT_URL", &endpoint)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env_remove("AWS_PROFILE")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    let findings = |stdout: Vec<u8>| -> Value {
+        let report: Value = serde_json::from_slice(&stdout).unwrap();
+        report["findings"].clone()
+    };
+    let eks = findings(run(&["diagnose", "--target-group", &arn, "--output", "json"]));
+    assert_eq!(eks[0]["check"], "selector-matches-no-pods", "{eks:#}");
+    let kc = findings(run(&[
+        "diagnose",
+        "--target-group",
+        &arn,
+        "--kubeconfig",
+        kubeconfig.to_str().unwrap(),
+        "--output",
+        "json",
+    ]));
+    assert_eq!(kc, eks);
+    let dump = tmp.path().join("dump");
+    run(&["collect", "--target-group", &arn, "--out", dump.to_str().unwrap()]);
+    assert!(dump.join("aws/elbv2-describe-target-health.json").exists());
+    assert!(dump.join("k8s/pods.json").exists());
+    let offline = findings(run(&["diagnose", "--dump", dump.to_str().unwrap(), "--output", "json"]));
+    assert_eq!(offline, eks);
 }
