@@ -13,10 +13,12 @@ pub mod dump;
 pub mod error;
 pub mod finding;
 pub mod gather;
+pub mod notify;
 pub mod rank;
 pub mod report;
 pub mod resolve;
 pub mod snapshot;
+pub mod trigger;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 

@@ -1,0 +1,472 @@
+//! The diagnose Lambda: a CloudWatch `UnHealthyHostCount` alarm (EventBridge, SNS, or a
+//! direct `{"targetGroupArn"}`) in; the diagnosis out to SNS and Slack, and back as the
+//! response. `main` only wires; [`handle`] is a plain async fn, called directly in tests.
+
+use std::io::Write;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use doctor::arn::TargetGroupArn;
+use doctor::gather::aws::AwsClients;
+use doctor::gather::eks_auth::ClusterClients;
+use doctor::gather::{gather, KubeAccess, Limits};
+use doctor::notify::{self, Delivery};
+use doctor::trigger::{self, Alarm, MetricRef, Trigger, TriggerError};
+use doctor::Report;
+use lambda_runtime::{Diagnostic, LambdaEvent};
+use secrecy::SecretString;
+use serde_json::{json, Value};
+
+/// Deployment settings, from the function's environment.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    pub sns_topic_arn: Option<String>,
+    /// Secrets Manager secret holding the Slack webhook URL (plain, or JSON `{"url": ...}`).
+    pub slack_secret_arn: Option<String>,
+    /// SSM SecureString parameter holding the Slack webhook URL.
+    pub slack_ssm_parameter: Option<String>,
+    /// Publish the AWS Chatbot custom-notification schema instead of plain text.
+    pub chatbot_format: bool,
+    pub notify_on_recovery: bool,
+    pub allowed_accounts: Vec<String>,
+    pub allowed_clusters: Vec<String>,
+    /// `off` (report only) is the default; fixes come with the remediate function.
+    pub fix_mode: String,
+    /// Kept free at the end of the invocation for notifications.
+    pub deadline_margin: Duration,
+}
+
+impl Settings {
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Settings {
+        let list = |k: &str| -> Vec<String> {
+            get(k)
+                .map(|v| {
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let flag = |k: &str| get(k).is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes"));
+        let nonempty = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+        Settings {
+            sns_topic_arn: nonempty("SNS_TOPIC_ARN"),
+            slack_secret_arn: nonempty("SLACK_WEBHOOK_SECRET_ARN"),
+            slack_ssm_parameter: nonempty("SLACK_WEBHOOK_SSM_PARAMETER"),
+            chatbot_format: flag("CHATBOT_FORMAT"),
+            notify_on_recovery: flag("NOTIFY_ON_RECOVERY"),
+            allowed_accounts: list("ALLOWED_ACCOUNTS"),
+            allowed_clusters: list("ALLOWED_CLUSTERS"),
+            fix_mode: nonempty("FIX_MODE").unwrap_or_else(|| "off".into()),
+            deadline_margin: Duration::from_millis(
+                get("DEADLINE_MARGIN_MS").and_then(|v| v.parse().ok()).unwrap_or(3000),
+            ),
+        }
+    }
+
+    pub fn from_env() -> Settings {
+        Settings::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    fn mode(&self) -> &str {
+        if self.fix_mode == "off" {
+            "report-only"
+        } else {
+            &self.fix_mode
+        }
+    }
+}
+
+/// Clients built once per container and reused across warm invocations.
+pub struct Ctx {
+    pub settings: Settings,
+    pub aws: AwsClients,
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
+    pub sns: aws_sdk_sns::Client,
+    pub ssm: aws_sdk_ssm::Client,
+    pub secrets: aws_sdk_secretsmanager::Client,
+    pub clusters: ClusterClients,
+    slack_url: tokio::sync::OnceCell<SecretString>,
+}
+
+impl Ctx {
+    pub fn new(config: &aws_config::SdkConfig, settings: Settings) -> Ctx {
+        Ctx {
+            settings,
+            aws: AwsClients::new(config),
+            cloudwatch: aws_sdk_cloudwatch::Client::new(config),
+            sns: aws_sdk_sns::Client::new(config),
+            ssm: aws_sdk_ssm::Client::new(config),
+            secrets: aws_sdk_secretsmanager::Client::new(config),
+            clusters: ClusterClients::new(),
+            slack_url: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// The webhook URL, read once per container (a failed read is retried next time).
+    async fn slack_url(&self) -> Result<Option<&SecretString>, String> {
+        let s = &self.settings;
+        if s.slack_secret_arn.is_none() && s.slack_ssm_parameter.is_none() {
+            return Ok(None);
+        }
+        self.slack_url
+            .get_or_try_init(|| async {
+                let raw = if let Some(arn) = &s.slack_secret_arn {
+                    let out = self
+                        .secrets
+                        .get_secret_value()
+                        .secret_id(arn)
+                        .send()
+                        .await
+                        .map_err(|e| {
+                            format!(
+                                "secretsmanager:GetSecretValue {arn}: {}",
+                                aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
+                            )
+                        })?;
+                    out.secret_string().unwrap_or_default().to_string()
+                } else {
+                    let name = s.slack_ssm_parameter.as_deref().unwrap_or_default();
+                    let out = self
+                        .ssm
+                        .get_parameter()
+                        .name(name)
+                        .with_decryption(true)
+                        .send()
+                        .await
+                        .map_err(|e| {
+                            format!(
+                                "ssm:GetParameter {name}: {}",
+                                aws_sdk_ssm::error::DisplayErrorContext(&e)
+                            )
+                        })?;
+                    out.parameter().and_then(|p| p.value()).unwrap_or_default().to_string()
+                };
+                // The secret may hold the URL itself or JSON with a `url` / `webhookUrl` key.
+                let url = serde_json::from_str::<Value>(&raw)
+                    .ok()
+                    .and_then(|v| {
+                        v.get("url")
+                            .or_else(|| v.get("webhookUrl"))
+                            .and_then(Value::as_str)
+                            .map(str::to_string)
+                    })
+                    .unwrap_or(raw);
+                if !(url.starts_with("https://") || url.starts_with("http://")) {
+                    return Err("the Slack webhook secret does not hold a URL".to_string());
+                }
+                Ok(SecretString::from(url))
+            })
+            .await
+            .map(Some)
+    }
+}
+
+/// Errors the function returns, each with a stable `errorType`.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    #[error(transparent)]
+    Trigger(#[from] TriggerError),
+    #[error("refused: {0}")]
+    NotAllowed(String),
+    /// A composite alarm fired but its children could not be read: failing the invocation
+    /// sends the event to the on-failure destination instead of dropping it.
+    #[error("composite alarm {alarm}: cannot resolve its triggering alarms: {reason}")]
+    CompositeUnresolved { alarm: String, reason: String },
+}
+
+impl From<HandlerError> for Diagnostic {
+    fn from(e: HandlerError) -> Diagnostic {
+        let error_type = match &e {
+            HandlerError::Trigger(t) => t.error_type(),
+            HandlerError::NotAllowed(_) => "NotAllowed",
+            HandlerError::CompositeUnresolved { .. } => "CompositeAlarmUnresolved",
+        };
+        Diagnostic {
+            error_type: error_type.into(),
+            error_message: e.to_string(),
+        }
+    }
+}
+
+/// The time left for gathering: the invocation's deadline minus the margin (60 s when
+/// there is no deadline, as in local tests).
+fn limits(deadline: SystemTime, margin: Duration) -> Limits {
+    let remaining = deadline.duration_since(SystemTime::now()).unwrap_or_default();
+    if deadline <= UNIX_EPOCH + Duration::from_secs(1) {
+        return Limits::within(Duration::from_secs(60));
+    }
+    Limits::within(remaining.saturating_sub(margin).max(Duration::from_secs(1)))
+}
+
+pub async fn handle(ctx: &Ctx, event: LambdaEvent<Value>) -> Result<Value, HandlerError> {
+    let started = Instant::now();
+    let trigger = match trigger::parse(&event.payload) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(error_type = e.error_type(), error = %e, "event rejected");
+            return Err(e.into());
+        }
+    };
+    let (alarm, targets) = match trigger {
+        Trigger::Skip { reason, alarm } => {
+            tracing::info!(alarm = alarm.as_ref().map(|a| a.name.as_str()), reason = %reason, "skipped");
+            return Ok(json!({ "status": "skipped", "reason": reason, "alarm": alarm }));
+        }
+        Trigger::Recovered { target_group, alarm } => return Ok(recovered(ctx, &alarm, target_group).await),
+        Trigger::Diagnose {
+            target_group,
+            cluster,
+            alarm,
+        } => (alarm, vec![(target_group, cluster)]),
+        Trigger::Composite { alarm, children } => {
+            let tgs = match resolve_composite(ctx, &alarm, &children).await {
+                Ok(tgs) => tgs,
+                Err(reason) => {
+                    let e = HandlerError::CompositeUnresolved {
+                        alarm: alarm.name.clone(),
+                        reason,
+                    };
+                    tracing::error!(error_type = "CompositeAlarmUnresolved", error = %e, "event not processed");
+                    return Err(e);
+                }
+            };
+            if tgs.is_empty() {
+                let reason = format!(
+                    "composite alarm {}: no triggering child alarm is on a target group's {}",
+                    alarm.name, "UnHealthyHostCount"
+                );
+                tracing::info!(alarm = %alarm.name, reason = %reason, "skipped");
+                return Ok(json!({ "status": "skipped", "reason": reason, "alarm": alarm }));
+            }
+            (Some(alarm), tgs.into_iter().map(|t| (t, None)).collect())
+        }
+    };
+    let s = &ctx.settings;
+    for (tg, _) in &targets {
+        if !s.allowed_accounts.is_empty() && !s.allowed_accounts.contains(&tg.account) {
+            let why = format!("account {} is not in ALLOWED_ACCOUNTS", tg.account);
+            tracing::warn!(target_group = %tg, reason = %why, "refused");
+            return Err(HandlerError::NotAllowed(why));
+        }
+    }
+    let mut reports = Vec::new();
+    let mut deliveries = Vec::new();
+    for (tg, cluster) in targets {
+        let limits = limits(event.context.deadline(), s.deadline_margin);
+        let snapshot = gather(&ctx.aws, KubeAccess::Eks(&ctx.clusters), &tg, cluster, limits).await;
+        let report = doctor::diagnose(&snapshot);
+        if let Some(cluster) = &report.cluster {
+            if !s.allowed_clusters.is_empty() && !s.allowed_clusters.contains(cluster) {
+                let why = format!("cluster {cluster} is not in ALLOWED_CLUSTERS");
+                tracing::warn!(target_group = %tg, reason = %why, "refused");
+                return Err(HandlerError::NotAllowed(why));
+            }
+        }
+        let delivered = notify_report(ctx, &report, alarm.as_ref(), &tg).await;
+        let failures = delivered.iter().filter(|d| !d.ok).count();
+        tracing::info!(
+            alarm = alarm.as_ref().map(|a| a.name.as_str()),
+            target_group = %tg,
+            cluster = report.cluster.as_deref(),
+            root_cause = report.root_cause,
+            findings = report.findings.len(),
+            duration_ms = started.elapsed().as_millis() as u64,
+            api_calls = %json!(report.api_calls),
+            notification_failures = failures,
+            "diagnosis summary"
+        );
+        emit_metrics(&report, failures);
+        deliveries.extend(delivered);
+        reports.push(serde_json::to_value(&report).unwrap_or(Value::Null));
+    }
+    Ok(json!({ "status": "diagnosed", "alarm": alarm, "reports": reports, "deliveries": deliveries }))
+}
+
+/// A composite alarm's triggering children, through `cloudwatch:DescribeAlarms`, to the
+/// target groups of those that are `UnHealthyHostCount` alarms.
+async fn resolve_composite(ctx: &Ctx, alarm: &Alarm, children: &[String]) -> Result<Vec<TargetGroupArn>, String> {
+    let names: Vec<String> = children
+        .iter()
+        .filter_map(|arn| arn.rsplit(':').next().map(str::to_string))
+        .collect();
+    let out = match ctx
+        .cloudwatch
+        .describe_alarms()
+        .set_alarm_names(Some(names))
+        .send()
+        .await
+    {
+        Ok(out) => out,
+        Err(e) => {
+            return Err(format!(
+                "cloudwatch:DescribeAlarms: {}",
+                aws_sdk_cloudwatch::error::DisplayErrorContext(&e)
+            ))
+        }
+    };
+    let mut tgs = Vec::new();
+    for child in out.metric_alarms() {
+        let dims = |d: &[aws_sdk_cloudwatch::types::Dimension]| -> Vec<(String, String)> {
+            d.iter()
+                .map(|x| {
+                    (
+                        x.name().unwrap_or_default().to_string(),
+                        x.value().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect()
+        };
+        let mut metrics = Vec::new();
+        if let Some(name) = child.metric_name() {
+            metrics.push(MetricRef {
+                namespace: child.namespace().unwrap_or_default().into(),
+                name: name.into(),
+                dimensions: dims(child.dimensions()),
+            });
+        }
+        for m in child.metrics() {
+            if let Some(metric) = m.metric_stat().and_then(|s| s.metric()) {
+                metrics.push(MetricRef {
+                    namespace: metric.namespace().unwrap_or_default().into(),
+                    name: metric.metric_name().unwrap_or_default().into(),
+                    dimensions: dims(metric.dimensions()),
+                });
+            }
+        }
+        if let Ok(Some(tg)) = trigger::target_group_of(&metrics, alarm) {
+            if !tgs.contains(&tg) {
+                tgs.push(tg);
+            }
+        }
+    }
+    Ok(tgs)
+}
+
+async fn notify_report(ctx: &Ctx, report: &Report, alarm: Option<&Alarm>, tg: &TargetGroupArn) -> Vec<Delivery> {
+    let cx = notify::Context {
+        alarm,
+        region: &tg.region,
+        mode: ctx.settings.mode(),
+    };
+    let sns = async {
+        let topic = ctx.settings.sns_topic_arn.as_deref()?;
+        let message = if ctx.settings.chatbot_format {
+            notify::chatbot_message(report, &cx).to_string()
+        } else {
+            notify::sns_body(report, &cx)
+        };
+        Some(
+            publish(
+                ctx,
+                topic,
+                &notify::sns_subject(report, &cx),
+                &message,
+                &notify::sns_attributes(report),
+            )
+            .await,
+        )
+    };
+    let slack = async {
+        match ctx.slack_url().await {
+            Ok(Some(url)) => Some(notify::post_slack(url, &notify::slack_message(report, &cx)).await),
+            Ok(None) => None,
+            Err(e) => Some(Delivery {
+                channel: "slack",
+                ok: false,
+                attempts: 0,
+                detail: e,
+            }),
+        }
+    };
+    let (sns, slack) = tokio::join!(sns, slack);
+    let out: Vec<Delivery> = [sns, slack].into_iter().flatten().collect();
+    for d in out.iter().filter(|d| !d.ok) {
+        tracing::warn!(channel = d.channel, attempts = d.attempts, detail = %d.detail, "notification failed");
+    }
+    out
+}
+
+async fn publish(ctx: &Ctx, topic: &str, subject: &str, message: &str, attributes: &[(&str, String)]) -> Delivery {
+    let mut request = ctx.sns.publish().topic_arn(topic).subject(subject).message(message);
+    for (name, value) in attributes {
+        let attr = aws_sdk_sns::types::MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value(value)
+            .build();
+        if let Ok(attr) = attr {
+            request = request.message_attributes(*name, attr);
+        }
+    }
+    match request.send().await {
+        Ok(out) => Delivery {
+            channel: "sns",
+            ok: true,
+            attempts: 1,
+            detail: out.message_id().unwrap_or_default().to_string(),
+        },
+        Err(e) => Delivery {
+            channel: "sns",
+            ok: false,
+            attempts: 1,
+            detail: format!("{}", aws_sdk_sns::error::DisplayErrorContext(&e)),
+        },
+    }
+}
+
+async fn recovered(ctx: &Ctx, alarm: &Alarm, tg: Option<TargetGroupArn>) -> Value {
+    let text = notify::recovered_text(alarm, tg.as_ref().map(|t| t.name.as_str()));
+    if !ctx.settings.notify_on_recovery {
+        tracing::info!(alarm = %alarm.name, "recovered; recovery notes are off");
+        return json!({ "status": "recovered", "alarm": alarm, "deliveries": [] });
+    }
+    let sns = async {
+        let topic = ctx.settings.sns_topic_arn.as_deref()?;
+        let subject: String = format!("[eks-lb-doctor] recovered: {}", alarm.name)
+            .chars()
+            .take(notify::SNS_MAX_SUBJECT)
+            .collect();
+        Some(publish(ctx, topic, &subject, &text, &[("rootCause", "recovered".into())]).await)
+    };
+    let slack = async {
+        match ctx.slack_url().await {
+            Ok(Some(url)) => Some(notify::post_slack(url, &json!({ "text": text })).await),
+            Ok(None) => None,
+            Err(e) => Some(Delivery {
+                channel: "slack",
+                ok: false,
+                attempts: 0,
+                detail: e,
+            }),
+        }
+    };
+    let (sns, slack) = tokio::join!(sns, slack);
+    let deliveries: Vec<Delivery> = [sns, slack].into_iter().flatten().collect();
+    tracing::info!(alarm = %alarm.name, "recovered");
+    json!({ "status": "recovered", "alarm": alarm, "deliveries": deliveries })
+}
+
+/// CloudWatch Embedded Metric Format: one JSON line on stdout, which CloudWatch Logs turns
+/// into metrics (diagnoses run, root causes by check, notification failures). This is the
+/// metrics channel, not logging, hence stdout directly.
+fn emit_metrics(report: &Report, notification_failures: usize) {
+    let line = json!({
+        "_aws": {
+            "Timestamp": SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0),
+            "CloudWatchMetrics": [{
+                "Namespace": "EksLbDoctor",
+                "Dimensions": [["RootCause"]],
+                "Metrics": [
+                    { "Name": "Diagnoses", "Unit": "Count" },
+                    { "Name": "NotificationFailures", "Unit": "Count" }
+                ]
+            }]
+        },
+        "RootCause": report.root_cause.unwrap_or("none"),
+        "Diagnoses": 1,
+        "NotificationFailures": notification_failures,
+    });
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+}
