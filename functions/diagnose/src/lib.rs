@@ -344,33 +344,23 @@ async fn resolve_composite(ctx: &Ctx, alarm: &Alarm, children: &[String]) -> Res
     Ok(tgs)
 }
 
-async fn notify_report(ctx: &Ctx, report: &Report, alarm: Option<&Alarm>, tg: &TargetGroupArn) -> Vec<Delivery> {
-    let cx = notify::Context {
-        alarm,
-        region: &tg.region,
-        mode: ctx.settings.mode(),
-    };
+/// One notification, ready for every channel.
+struct Outgoing<'a> {
+    subject: String,
+    sns_message: String,
+    attributes: Vec<(&'a str, String)>,
+    slack: Value,
+}
+
+/// Sends to SNS and Slack concurrently; each channel independent of the other.
+async fn deliver(ctx: &Ctx, out: Outgoing<'_>) -> Vec<Delivery> {
     let sns = async {
         let topic = ctx.settings.sns_topic_arn.as_deref()?;
-        let message = if ctx.settings.chatbot_format {
-            notify::chatbot_message(report, &cx).to_string()
-        } else {
-            notify::sns_body(report, &cx)
-        };
-        Some(
-            publish(
-                ctx,
-                topic,
-                &notify::sns_subject(report, &cx),
-                &message,
-                &notify::sns_attributes(report),
-            )
-            .await,
-        )
+        Some(publish(ctx, topic, &out.subject, &out.sns_message, &out.attributes).await)
     };
     let slack = async {
         match ctx.slack_url().await {
-            Ok(Some(url)) => Some(notify::post_slack(url, &notify::slack_message(report, &cx)).await),
+            Ok(Some(url)) => Some(notify::post_slack(url, &out.slack).await),
             Ok(None) => None,
             Err(e) => Some(Delivery {
                 channel: "slack",
@@ -381,11 +371,31 @@ async fn notify_report(ctx: &Ctx, report: &Report, alarm: Option<&Alarm>, tg: &T
         }
     };
     let (sns, slack) = tokio::join!(sns, slack);
-    let out: Vec<Delivery> = [sns, slack].into_iter().flatten().collect();
-    for d in out.iter().filter(|d| !d.ok) {
+    let delivered: Vec<Delivery> = [sns, slack].into_iter().flatten().collect();
+    for d in delivered.iter().filter(|d| !d.ok) {
         tracing::warn!(channel = d.channel, attempts = d.attempts, detail = %d.detail, "notification failed");
     }
-    out
+    delivered
+}
+
+async fn notify_report(ctx: &Ctx, report: &Report, alarm: Option<&Alarm>, tg: &TargetGroupArn) -> Vec<Delivery> {
+    let cx = notify::Context {
+        alarm,
+        region: &tg.region,
+        mode: ctx.settings.mode(),
+    };
+    let sns_message = if ctx.settings.chatbot_format {
+        notify::chatbot_message(report, &cx).to_string()
+    } else {
+        notify::sns_body(report, &cx)
+    };
+    let out = Outgoing {
+        subject: notify::sns_subject(report, &cx),
+        sns_message,
+        attributes: notify::sns_attributes(report),
+        slack: notify::slack_message(report, &cx),
+    };
+    deliver(ctx, out).await
 }
 
 async fn publish(ctx: &Ctx, topic: &str, subject: &str, message: &str, attributes: &[(&str, String)]) -> Delivery {
@@ -416,33 +426,18 @@ async fn publish(ctx: &Ctx, topic: &str, subject: &str, message: &str, attribute
 }
 
 async fn recovered(ctx: &Ctx, alarm: &Alarm, tg: Option<TargetGroupArn>) -> Value {
-    let text = notify::recovered_text(alarm, tg.as_ref().map(|t| t.name.as_str()));
     if !ctx.settings.notify_on_recovery {
         tracing::info!(alarm = %alarm.name, "recovered; recovery notes are off");
         return json!({ "status": "recovered", "alarm": alarm, "deliveries": [] });
     }
-    let sns = async {
-        let topic = ctx.settings.sns_topic_arn.as_deref()?;
-        let subject: String = format!("[eks-lb-doctor] recovered: {}", alarm.name)
-            .chars()
-            .take(notify::SNS_MAX_SUBJECT)
-            .collect();
-        Some(publish(ctx, topic, &subject, &text, &[("rootCause", "recovered".into())]).await)
+    let text = notify::recovered_text(alarm, tg.as_ref().map(|t| t.name.as_str()));
+    let out = Outgoing {
+        subject: notify::clean_subject(&format!("[eks-lb-doctor] recovered: {}", alarm.name)),
+        sns_message: text.clone(),
+        attributes: vec![("rootCause", "recovered".into())],
+        slack: json!({ "text": text }),
     };
-    let slack = async {
-        match ctx.slack_url().await {
-            Ok(Some(url)) => Some(notify::post_slack(url, &json!({ "text": text })).await),
-            Ok(None) => None,
-            Err(e) => Some(Delivery {
-                channel: "slack",
-                ok: false,
-                attempts: 0,
-                detail: e,
-            }),
-        }
-    };
-    let (sns, slack) = tokio::join!(sns, slack);
-    let deliveries: Vec<Delivery> = [sns, slack].into_iter().flatten().collect();
+    let deliveries = deliver(ctx, out).await;
     tracing::info!(alarm = %alarm.name, "recovered");
     json!({ "status": "recovered", "alarm": alarm, "deliveries": deliveries })
 }

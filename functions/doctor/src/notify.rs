@@ -189,7 +189,12 @@ pub fn sns_subject(report: &Report, cx: &Context<'_>) -> String {
             subject = with_alarm;
         }
     }
-    // SNS wants printable ASCII in subjects: no control characters, no newlines.
+    clean_subject(&subject)
+}
+
+/// An SNS subject from any text: printable ASCII only (no control characters, no
+/// newlines), at most 100 characters.
+pub fn clean_subject(subject: &str) -> String {
     let clean: String = subject
         .chars()
         .map(|c| if c.is_ascii() && !c.is_control() { c } else { ' ' })
