@@ -274,7 +274,15 @@ pub async fn gather(
     let controller_pods = merge(controller_pods);
     let mut pod_parts = vec![pods, proxies];
     pod_parts.push(controller_pods.clone());
-    state.pods = merge(pod_parts);
+    // The backend may live in kube-system too: keep each pod once.
+    state.pods = match merge(pod_parts) {
+        Collected::Present(mut pods) => {
+            let mut seen = BTreeSet::new();
+            pods.retain(|p| seen.insert((p.metadata.namespace.clone(), p.metadata.name.clone())));
+            Collected::Present(pods)
+        }
+        other => other,
+    };
 
     // Phase 3: log tails of the controller's pods and of kube-proxy on the target nodes.
     let target_nodes = target_node_names(aws_side, &state);
