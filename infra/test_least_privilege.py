@@ -228,6 +228,26 @@ def test_diagnose_role_is_least_privilege(template):
     assert check_iam(template) == []
 
 
+# Every AWS action the diagnose function calls (gather/aws.rs, gather/eks_auth.rs,
+# functions/diagnose): both templates must grant each of them.
+FUNCTION_CALLS = (
+    "elasticloadbalancing:DescribeTargetGroups",
+    "elasticloadbalancing:DescribeTargetHealth",
+    "elasticloadbalancing:DescribeTags",
+    "elasticloadbalancing:DescribeLoadBalancers",
+    "ec2:DescribeInstances",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeSecurityGroups",
+    "ec2:DescribeSubnets",
+    "ec2:DescribeVpcs",
+    "ec2:DescribeNetworkAcls",
+    "ec2:DescribeRouteTables",
+    "eks:DescribeCluster",
+    "cloudwatch:DescribeAlarms",
+    "sns:Publish",
+)
+
+
 def test_diagnose_role_grants_what_gathering_calls(template):
     role_id = role_of_function(template)
     actions = {
@@ -236,23 +256,7 @@ def test_diagnose_role_grants_what_gathering_calls(template):
         for stmt, _ in iter_statements(doc["Statement"])
         for a in _as_list(stmt["Action"])
     }
-    for needed in (
-        "elasticloadbalancing:DescribeTargetGroups",
-        "elasticloadbalancing:DescribeTargetHealth",
-        "elasticloadbalancing:DescribeTags",
-        "elasticloadbalancing:DescribeLoadBalancers",
-        "ec2:DescribeInstances",
-        "ec2:DescribeNetworkInterfaces",
-        "ec2:DescribeSecurityGroups",
-        "ec2:DescribeSubnets",
-        "ec2:DescribeVpcs",
-        "ec2:DescribeNetworkAcls",
-        "ec2:DescribeRouteTables",
-        "eks:DescribeCluster",
-        "cloudwatch:DescribeAlarms",
-        "sns:Publish",
-        "secretsmanager:GetSecretValue",
-    ):
+    for needed in (*FUNCTION_CALLS, "secretsmanager:GetSecretValue"):
         assert needed in actions, needed
 
 

@@ -84,24 +84,7 @@ def test_diagnose_role_is_least_privilege(template):
 
 def test_diagnose_role_grants_what_gathering_calls(template):
     actions = granted_actions(template)
-    for needed in (
-        "elasticloadbalancing:DescribeTargetGroups",
-        "elasticloadbalancing:DescribeTargetHealth",
-        "elasticloadbalancing:DescribeTags",
-        "elasticloadbalancing:DescribeLoadBalancers",
-        "ec2:DescribeInstances",
-        "ec2:DescribeNetworkInterfaces",
-        "ec2:DescribeSecurityGroups",
-        "ec2:DescribeSubnets",
-        "ec2:DescribeVpcs",
-        "ec2:DescribeNetworkAcls",
-        "ec2:DescribeRouteTables",
-        "eks:DescribeCluster",
-        "cloudwatch:DescribeAlarms",
-        "sns:Publish",
-        "sqs:SendMessage",
-        "logs:PutLogEvents",
-    ):
+    for needed in (*lp.FUNCTION_CALLS, "sqs:SendMessage", "logs:PutLogEvents"):
         assert needed in actions, needed
 
 
