@@ -248,9 +248,14 @@ fn filter(name: &str, values: impl IntoIterator<Item = String>) -> Filter {
         .build()
 }
 
-/// Phase 2: the load balancer, instances, interfaces, security groups, the VPC's network
-/// pieces and the EKS cluster; concurrent where independent.
-pub async fn gather_network(aws: &AwsClients, cluster: Option<&str>, limits: &Limits, snapshot: &mut Snapshot) {
+/// Phase 2: the load balancer, instances, interfaces, security groups and the VPC's network
+/// pieces, concurrent where independent; `cluster` is the cluster already described.
+pub async fn gather_network(
+    aws: &AwsClients,
+    cluster: Collected<m::Cluster>,
+    limits: &Limits,
+    snapshot: &mut Snapshot,
+) {
     let tg = snapshot.aws.target_group.present().cloned();
     let targets: Vec<m::TargetHealthDescription> = snapshot
         .aws
@@ -271,11 +276,8 @@ pub async fn gather_network(aws: &AwsClients, cluster: Option<&str>, limits: &Li
         state.subnets = Collected::not_collected(why.clone());
         state.vpcs = Collected::not_collected(why.clone());
         state.instances = Collected::not_collected(why.clone());
-        state.network_interfaces = Collected::not_collected(why.clone());
-        state.cluster = match cluster {
-            Some(name) => describe_cluster(aws, name, limits).await,
-            None => Collected::not_collected(why),
-        };
+        state.network_interfaces = Collected::not_collected(why);
+        state.cluster = cluster;
         return;
     };
     let ip_mode = tg.target_type.as_deref() == Some("ip");
@@ -383,22 +385,14 @@ pub async fn gather_network(aws: &AwsClients, cluster: Option<&str>, limits: &Li
             .map_err(|e| sdk_error("ec2:DescribeVpcs", &e))?;
         Ok(out.vpcs().iter().map(vpc_model).collect::<Vec<_>>())
     };
-    let cluster_state = async {
-        match cluster {
-            Some(name) => describe_cluster(aws, name, limits).await,
-            None => Collected::not_collected(
-                "no cluster name: the target group carries no elbv2.k8s.aws/cluster tag and none was given",
-            ),
-        }
-    };
-    let (lbs, enis, subnets, acls, routes, vpcs, cluster_state) = tokio::join!(
+    let cluster_state = cluster;
+    let (lbs, enis, subnets, acls, routes, vpcs) = tokio::join!(
         bounded(limits, "elasticloadbalancing:DescribeLoadBalancers", lbs),
         bounded(limits, "ec2:DescribeNetworkInterfaces", enis),
         bounded(limits, "ec2:DescribeSubnets", subnets),
         bounded(limits, "ec2:DescribeNetworkAcls", acls),
         bounded(limits, "ec2:DescribeRouteTables", routes),
         bounded(limits, "ec2:DescribeVpcs", vpcs),
-        cluster_state,
     );
 
     // Phase 3: the instances (targets, or the ones the pod interfaces are attached to), then

@@ -16,7 +16,7 @@ use secrecy::SecretString;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use super::aws::{describe_cluster, AwsClients};
+use super::aws::AwsClients;
 use super::{bounded, Limits};
 use crate::snapshot::Collected;
 
@@ -134,17 +134,24 @@ impl ClusterClients {
     }
 
     /// A client for `cluster`, authenticated with a fresh token when the cached one is old.
-    pub async fn client_for(&self, aws: &AwsClients, cluster: &str, limits: &Limits) -> Result<kube::Client, String> {
+    /// `described` is the cluster's `eks:DescribeCluster` answer, gathered once for the Snapshot.
+    pub async fn client_for(
+        &self,
+        aws: &AwsClients,
+        cluster: &str,
+        described: &Collected<crate::aws::Cluster>,
+        limits: &Limits,
+    ) -> Result<kube::Client, String> {
         let mut cache = self.cache.lock().await;
         if let Some((client, built)) = cache.get(cluster) {
             if built.elapsed() < CLIENT_LIFETIME {
                 return Ok(client.clone());
             }
         }
-        let described = match describe_cluster(aws, cluster, limits).await {
-            Collected::Present(c) => c,
+        let described = match described {
+            Collected::Present(c) => c.clone(),
             Collected::Absent => return Err(format!("EKS cluster {cluster} not found")),
-            Collected::NotCollected(why) => return Err(why),
+            Collected::NotCollected(why) => return Err(why.clone()),
         };
         let endpoint = described
             .endpoint

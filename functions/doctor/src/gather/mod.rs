@@ -96,6 +96,13 @@ pub async fn gather(
     // Boxed: the SDK's futures are large, and nesting them unboxed overflows small stacks.
     Box::pin(aws::gather_target_group(aws, arn, &limits, &mut snapshot)).await;
     let cluster = crate::resolve::resolve(&snapshot).cluster;
+    // Described once: the Snapshot keeps it and the EKS client is built from it.
+    let described = match &cluster {
+        Some(name) => Box::pin(aws::describe_cluster(aws, name, &limits)).await,
+        None => crate::snapshot::Collected::not_collected(
+            "no cluster name: the target group carries no elbv2.k8s.aws/cluster tag and none was given",
+        ),
+    };
 
     // The rest of AWS and all of Kubernetes do not depend on each other: run them together.
     let mut aws_part = snapshot.clone();
@@ -104,7 +111,7 @@ pub async fn gather(
             KubeAccess::Client(c) => Ok(c),
             KubeAccess::Skip(why) => Err(why),
             KubeAccess::Eks(clients) => match &cluster {
-                Some(name) => clients.client_for(aws, name, &limits).await,
+                Some(name) => clients.client_for(aws, name, &described, &limits).await,
                 None => Err(
                     "no cluster name: the target group carries no elbv2.k8s.aws/cluster tag and none was given".into(),
                 ),
@@ -118,7 +125,7 @@ pub async fn gather(
             ),
         }
     });
-    let aws_future = Box::pin(aws::gather_network(aws, cluster.as_deref(), &limits, &mut aws_part));
+    let aws_future = Box::pin(aws::gather_network(aws, described.clone(), &limits, &mut aws_part));
     let ((kube_state, kube_notes), ()) = tokio::join!(kube_future, aws_future);
     snapshot.aws = aws_part.aws;
     snapshot.kube = kube_state;
