@@ -28,6 +28,8 @@ JSON line on stdout (``{"ok": true, ...}`` or ``{"ok": false, "error": "..."}``)
     {"cmd": "requests"}        -> {"ok": true, "requests": ["GET /api/v1/pods?limit=500", ...]}
     {"cmd": "reset-requests"}
     {"cmd": "authz", "file": "PATH"} | {"cmd": "authz", "rules": {...} | null}   replace the policy
+    {"cmd": "authz-rbac", "file": "rbac.yaml", "groups": ["g", ...]}   the policy those RBAC
+        manifests grant to those groups (ClusterRoleBinding: every namespace; RoleBinding: its own)
 
 State: every ``*.json`` / ``*.yaml`` / ``*.yml`` below a --state folder (except ``logs/``) holding
 one object, a ``kind: List``, a typed list (``PodList``: items without kind) or several YAML
@@ -1360,7 +1362,9 @@ class Authenticator:
 
 
 class Authorizer:
-    """{"<ARN glob>": {"allow": [{"verbs", "resources", "namespaces", "apiGroups"}]}}; None allows all."""
+    """{"<ARN glob>": {"allow": [{"verbs", "resources", "namespaces", "apiGroups", "names"}]}};
+    None allows all. "names" works like RBAC resourceNames: the rule only covers requests that
+    name one of those objects (so never a list)."""
 
     def __init__(self, policy=None):
         self.policy = policy
@@ -1369,7 +1373,7 @@ class Authorizer:
     def from_file(cls, path):
         return cls(json.loads(Path(path).read_text()) if path else None)
 
-    def allowed(self, arn, verb, group, resource, namespace) -> bool:
+    def allowed(self, arn, verb, group, resource, namespace, name="") -> bool:
         if self.policy is None:
             return True
         for pattern, entry in self.policy.items():
@@ -1378,10 +1382,40 @@ class Authorizer:
             for rule in (entry or {}).get("allow", []):
                 def ok(key, value):
                     return any(fnmatch.fnmatchcase(value, p) for p in rule.get(key, ["*"]))
+                if "names" in rule and name not in rule["names"]:
+                    continue
                 if ok("verbs", verb) and ok("resources", resource) and ok("namespaces", namespace) \
                         and ok("apiGroups", group):
                     return True
         return False
+
+
+def policy_from_rbac(docs, groups, principal="*"):
+    """The authorization policy RBAC manifests grant to the given groups: each ClusterRoleBinding
+    / RoleBinding with one of the groups as a subject contributes its role's rules, cluster-wide
+    or in the binding's namespace. Verbs, resources (``pods/log`` as written), apiGroups and
+    resourceNames carry over; aggregation and non-resource URLs are not modelled."""
+    docs = [d for d in docs if isinstance(d, dict)]
+    roles = {(d["kind"], d["metadata"].get("namespace", ""), d["metadata"]["name"]): d
+             for d in docs if d.get("kind") in ("ClusterRole", "Role")}
+    allow = []
+    for b in docs:
+        if b.get("kind") not in ("ClusterRoleBinding", "RoleBinding"):
+            continue
+        if not any(s.get("kind") == "Group" and s.get("name") in groups for s in b.get("subjects") or []):
+            continue
+        ref = b["roleRef"]
+        ns = b["metadata"].get("namespace", "") if b["kind"] == "RoleBinding" else ""
+        role = roles.get((ref["kind"], ns if ref["kind"] == "Role" else "", ref["name"]))
+        if role is None:
+            continue
+        for r in role.get("rules") or []:
+            rule = {"verbs": r.get("verbs", []), "resources": r.get("resources", []),
+                    "apiGroups": r.get("apiGroups", []), "namespaces": [ns] if ns else ["*"]}
+            if r.get("resourceNames"):
+                rule["names"] = list(r["resourceNames"])
+            allow.append(rule)
+    return {principal: {"allow": allow}}
 
 
 def forbidden(qualified, user, verb, resource, group, namespace, name):
@@ -1541,6 +1575,11 @@ class App:
             with self.lock:
                 self.requests.clear()
             return {"ok": True}
+        if c == "authz-rbac":
+            import yaml  # the test venv has PyYAML; only this command needs it
+            docs = list(yaml.safe_load_all(Path(cmd["file"]).read_text()))
+            self.authz = Authorizer(policy_from_rbac(docs, set(cmd["groups"]), cmd.get("principal", "*")))
+            return {"ok": True, "policy": self.authz.policy}
         if c == "authz":
             if cmd.get("file"):
                 self.authz = Authorizer.from_file(cmd["file"])
@@ -1724,7 +1763,7 @@ class App:
         if not name and verb == "delete":
             verb = "deletecollection"
         full = f"{resource}/{sub}" if sub else resource
-        if (group, resource) not in SELF_REVIEWS and not self.authz.allowed(user, verb, group, full, namespace):
+        if (group, resource) not in SELF_REVIEWS and not self.authz.allowed(user, verb, group, full, namespace, name):
             qualified = f"{resource}.{group}" if group else resource
             raise forbidden(qualified, user, verb, full, group, namespace, name)
 
@@ -2054,7 +2093,7 @@ class App:
             return json_response(201, review)
         resource = attrs.get("resource", "") + (f"/{attrs['subresource']}" if attrs.get("subresource") else "")
         allowed = self.authz.allowed(user, attrs.get("verb", ""), attrs.get("group", ""), resource,
-                                     attrs.get("namespace", ""))
+                                     attrs.get("namespace", ""), attrs.get("name", ""))
         review["status"] = {"allowed": allowed}
         if allowed and self.authz.policy is not None:
             review["status"]["reason"] = "allowed by the stand-in's authorization policy"

@@ -300,6 +300,34 @@ def test_kubectl_forbidden_by_authz_file(sts, token, home, tmp_path):
 
 
 @needs_kubectl
+@needs_kubectl
+def test_shipped_rbac_as_seen_by_kubectl(kubectl, api):
+    """infra/k8s/rbac.yaml, enforced by the stand-in (authz-rbac): the diagnose group only
+    reads; the remediate group patches Services and Ingresses, and only the kube-proxy
+    DaemonSet (resourceNames)."""
+    rbac = str(HERE.parents[1] / "infra" / "k8s" / "rbac.yaml")
+    can = lambda *a: kubectl("auth", "can-i", *a, check=False).stdout.strip()  # noqa: E731
+    assert api.control(cmd="authz-rbac", file=rbac, groups=["eks-lb-doctor-diagnose"])["ok"]
+    assert can("list", "pods", "-A") == "yes"
+    assert can("get", "pods/log", "-n", "kube-system") == "yes"
+    assert can("list", "targetgroupbindings.elbv2.k8s.aws", "-A") == "yes"
+    assert can("patch", "services", "-n", "default") == "no"
+    assert can("watch", "pods") == "no"
+    assert can("get", "secrets") == "no"
+    r = kubectl("patch", "service", "alb-instance", "-p", '{"spec":{"externalTrafficPolicy":"Cluster"}}',
+                "--dry-run=server", check=False)
+    assert r.returncode == 1 and "cannot patch resource" in r.stderr
+    api.control(cmd="authz-rbac", file=rbac, groups=["eks-lb-doctor-diagnose", "eks-lb-doctor-remediate"])
+    assert can("patch", "services", "-n", "default") == "yes"
+    assert can("patch", "ingresses.networking.k8s.io", "-n", "default") == "yes"
+    assert can("patch", "daemonsets.apps/kube-proxy", "-n", "kube-system") == "yes"
+    assert can("patch", "daemonsets.apps/aws-node", "-n", "kube-system") == "no"
+    assert can("delete", "services", "-n", "default") == "no"
+    kubectl("-n", "kube-system", "rollout", "restart", "daemonset", "kube-proxy")
+    kubectl("patch", "service", "alb-instance", "-p", '{"spec":{"externalTrafficPolicy":"Cluster"}}',
+            "--dry-run=server")
+
+
 def test_kubectl_unauthorized_with_bad_token(kubectl, api, tmp_path):
     kc = write_kubeconfig(tmp_path / "kc", api.url, api.ca_data, token="k8s-aws-v1.bm90LWEtdXJs")
     r = kubectl("get", "pods", config=kc, check=False)

@@ -6,6 +6,8 @@ use std::io::Write;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use doctor::arn::TargetGroupArn;
+use doctor::fix::apply::{self as fix_apply, Writers};
+use doctor::fix::{self, FixMode, FixPolicy, FixStatus};
 use doctor::gather::aws::AwsClients;
 use doctor::gather::eks_auth::ClusterClients;
 use doctor::gather::{gather, KubeAccess, Limits};
@@ -29,8 +31,13 @@ pub struct Settings {
     pub notify_on_recovery: bool,
     pub allowed_accounts: Vec<String>,
     pub allowed_clusters: Vec<String>,
-    /// `off` (report only) is the default; fixes come with the remediate function.
-    pub fix_mode: String,
+    /// FIX_MODE (`off`, the default, `dry-run`, `auto`), ALLOWED_NAMESPACES, MAX_FIX_WRITES,
+    /// FIX_COOLDOWN_SECONDS, FIX_VERIFY_SECONDS.
+    pub fix: FixPolicy,
+    /// A FIX_MODE that is not one of the modes: fixes stay off and every report says why.
+    pub fix_mode_error: Option<String>,
+    /// REMEDIATE_FUNCTION_NAME: where a person approves an approval-only fix.
+    pub remediate_function: Option<String>,
     /// Kept free at the end of the invocation for notifications.
     pub deadline_margin: Duration,
 }
@@ -50,6 +57,9 @@ impl Settings {
         };
         let flag = |k: &str| get(k).is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes"));
         let nonempty = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+        let number = |k: &str| get(k).and_then(|v| v.trim().parse::<u64>().ok());
+        let defaults = FixPolicy::default();
+        let fix_mode = get("FIX_MODE").unwrap_or_default().parse::<FixMode>();
         Settings {
             sns_topic_arn: nonempty("SNS_TOPIC_ARN"),
             slack_secret_arn: nonempty("SLACK_WEBHOOK_SECRET_ARN"),
@@ -58,7 +68,15 @@ impl Settings {
             notify_on_recovery: flag("NOTIFY_ON_RECOVERY"),
             allowed_accounts: list("ALLOWED_ACCOUNTS"),
             allowed_clusters: list("ALLOWED_CLUSTERS"),
-            fix_mode: nonempty("FIX_MODE").unwrap_or_else(|| "off".into()),
+            fix: FixPolicy {
+                mode: fix_mode.clone().unwrap_or_default(),
+                allowed_namespaces: list("ALLOWED_NAMESPACES"),
+                max_writes: number("MAX_FIX_WRITES").unwrap_or(defaults.max_writes as u64) as usize,
+                cooldown: number("FIX_COOLDOWN_SECONDS").map_or(defaults.cooldown, Duration::from_secs),
+                verify_for: number("FIX_VERIFY_SECONDS").map_or(defaults.verify_for, Duration::from_secs),
+            },
+            fix_mode_error: fix_mode.err(),
+            remediate_function: nonempty("REMEDIATE_FUNCTION_NAME"),
             deadline_margin: Duration::from_millis(
                 get("DEADLINE_MARGIN_MS").and_then(|v| v.parse().ok()).unwrap_or(3000),
             ),
@@ -70,10 +88,10 @@ impl Settings {
     }
 
     fn mode(&self) -> &str {
-        if self.fix_mode == "off" {
-            "report-only"
-        } else {
-            &self.fix_mode
+        match self.fix.mode {
+            FixMode::Off => "report-only",
+            FixMode::DryRun => "fix dry-run",
+            FixMode::Auto => "fix auto",
         }
     }
 }
@@ -192,7 +210,7 @@ impl From<HandlerError> for Diagnostic {
 
 /// The time left for gathering: the invocation's deadline minus the margin (60 s when
 /// there is no deadline, as in local tests).
-fn limits(deadline: SystemTime, margin: Duration) -> Limits {
+pub fn limits(deadline: SystemTime, margin: Duration) -> Limits {
     let remaining = deadline.duration_since(SystemTime::now()).unwrap_or_default();
     if deadline <= UNIX_EPOCH + Duration::from_secs(1) {
         return Limits::within(Duration::from_secs(60));
@@ -256,7 +274,7 @@ pub async fn handle(ctx: &Ctx, event: LambdaEvent<Value>) -> Result<Value, Handl
     for (tg, cluster) in targets {
         let limits = limits(event.context.deadline(), s.deadline_margin);
         let snapshot = gather(&ctx.aws, KubeAccess::Eks(&ctx.clusters), &tg, cluster, limits).await;
-        let report = doctor::diagnose(&snapshot);
+        let mut report = doctor::diagnose(&snapshot);
         if let Some(cluster) = &report.cluster {
             if !s.allowed_clusters.is_empty() && !s.allowed_clusters.contains(cluster) {
                 let why = format!("cluster {cluster} is not in ALLOWED_CLUSTERS");
@@ -264,6 +282,11 @@ pub async fn handle(ctx: &Ctx, event: LambdaEvent<Value>) -> Result<Value, Handl
                 return Err(HandlerError::NotAllowed(why));
             }
         }
+        if let Some(why) = &s.fix_mode_error {
+            report.notes.push(format!("fixes off: {why}"));
+        }
+        let alarm_name = alarm.as_ref().map(|a| a.name.as_str());
+        run_fixes(ctx, &snapshot, &mut report, alarm_name, &tg, &limits, None).await;
         let delivered = notify_report(ctx, &report, alarm.as_ref(), &tg).await;
         let failures = delivered.iter().filter(|d| !d.ok).count();
         tracing::info!(
@@ -282,6 +305,63 @@ pub async fn handle(ctx: &Ctx, event: LambdaEvent<Value>) -> Result<Value, Handl
         reports.push(serde_json::to_value(&report).unwrap_or(Value::Null));
     }
     Ok(json!({ "status": "diagnosed", "alarm": alarm, "reports": reports, "deliveries": deliveries }))
+}
+
+/// Plans the catalogue fixes the report offers and, as FIX_MODE allows, runs them through
+/// every guard; when something was written, re-reads target health until healthy or the
+/// verification time is spent. The outcome of each lands in `report.fixes`. `approved` (the
+/// remediate function) limits it to that fix and stands in for a person's approval; only
+/// then is an EC2 writer passed.
+pub async fn run_fixes(
+    ctx: &Ctx,
+    snapshot: &doctor::Snapshot,
+    report: &mut Report,
+    alarm: Option<&str>,
+    tg: &TargetGroupArn,
+    limits: &Limits,
+    approved: Option<&str>,
+) {
+    let policy = &ctx.settings.fix;
+    let mut fixes = fix::plan(report, policy, approved);
+    if let Some(function) = &ctx.settings.remediate_function {
+        for f in fixes.iter_mut().filter(|f| f.status == FixStatus::AwaitingApproval) {
+            let payload = json!({ "targetGroupArn": tg.to_string(), "fixId": f.fix_id, "approvedBy": "YOUR-NAME" });
+            f.detail.push_str(&format!(
+                "; to approve: aws lambda invoke --function-name {function} --cli-binary-format raw-in-base64-out --payload '{payload}' /dev/stdout"
+            ));
+        }
+    }
+    if fixes.iter().any(|f| f.status == FixStatus::Planned) {
+        let kube = match &report.cluster {
+            Some(cluster) => {
+                ctx.clusters
+                    .client_for(&ctx.aws, cluster, &snapshot.aws.cluster, limits)
+                    .await
+            }
+            None => Err("no cluster resolved".to_string()),
+        };
+        let writers = Writers {
+            kube: kube.as_ref().map_err(Clone::clone),
+            ec2: approved.map(|_| &ctx.aws.ec2),
+            alarm,
+            now: SystemTime::now(),
+        };
+        fix_apply::apply(&mut fixes, policy, &writers).await;
+        if fixes.iter().any(|f| f.status == FixStatus::Applied) {
+            let left = limits.deadline.saturating_duration_since(tokio::time::Instant::now());
+            let verification = fix_apply::verify(
+                &ctx.aws.elbv2,
+                &tg.to_string(),
+                policy.verify_for.min(left),
+                Duration::from_secs(5),
+            )
+            .await;
+            for f in fixes.iter_mut().filter(|f| f.status == FixStatus::Applied) {
+                f.verification = Some(verification.clone());
+            }
+        }
+    }
+    report.fixes = fixes;
 }
 
 /// A composite alarm's triggering children, through `cloudwatch:DescribeAlarms`, to the
@@ -345,15 +425,15 @@ async fn resolve_composite(ctx: &Ctx, alarm: &Alarm, children: &[String]) -> Res
 }
 
 /// One notification, ready for every channel.
-struct Outgoing<'a> {
-    subject: String,
-    sns_message: String,
-    attributes: Vec<(&'a str, String)>,
-    slack: Value,
+pub struct Outgoing<'a> {
+    pub subject: String,
+    pub sns_message: String,
+    pub attributes: Vec<(&'a str, String)>,
+    pub slack: Value,
 }
 
 /// Sends to SNS and Slack concurrently; each channel independent of the other.
-async fn deliver(ctx: &Ctx, out: Outgoing<'_>) -> Vec<Delivery> {
+pub async fn deliver(ctx: &Ctx, out: Outgoing<'_>) -> Vec<Delivery> {
     let sns = async {
         let topic = ctx.settings.sns_topic_arn.as_deref()?;
         Some(publish(ctx, topic, &out.subject, &out.sns_message, &out.attributes).await)
@@ -464,4 +544,24 @@ fn emit_metrics(report: &Report, notification_failures: usize) {
     });
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}");
+}
+
+/// JSON logs when `AWS_LAMBDA_LOG_FORMAT=JSON`, at `AWS_LAMBDA_LOG_LEVEL` (else `RUST_LOG`,
+/// else info).
+pub fn init_logging() {
+    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
+        .ok()
+        .map(|l| l.to_ascii_lowercase())
+        .or_else(|| std::env::var("RUST_LOG").ok())
+        .unwrap_or_else(|| "info".into());
+    let filter = tracing_subscriber::EnvFilter::try_new(level).unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time();
+    if std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
+        builder.json().with_current_span(false).init();
+    } else {
+        builder.with_ansi(false).init();
+    }
 }

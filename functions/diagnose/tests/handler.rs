@@ -6,6 +6,7 @@
 use std::path::Path;
 
 use diagnose_fn::{handle, Ctx, Settings};
+use doctor::fix::FixMode;
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
 use serde_json::Value;
 
@@ -114,7 +115,25 @@ fn settings_read_the_environment_shape() {
     assert!(s.notify_on_recovery && !s.chatbot_format);
     assert_eq!(s.allowed_clusters, vec!["a", "b"]);
     assert_eq!(s.slack_ssm_parameter, None);
-    assert_eq!(s.fix_mode, "off");
+    assert_eq!(s.fix.mode, FixMode::Off, "report-only unless FIX_MODE says otherwise");
+    assert!(s.fix.allowed_namespaces.is_empty() && s.fix_mode_error.is_none());
+}
+
+#[test]
+fn fix_settings_parse_and_a_bad_mode_stays_off_with_the_reason() {
+    let s = Settings::from_lookup(|k| match k {
+        "FIX_MODE" => Some("auto".into()),
+        "ALLOWED_NAMESPACES" => Some("shop, kube-system".into()),
+        "MAX_FIX_WRITES" => Some("2".into()),
+        "FIX_COOLDOWN_SECONDS" => Some("600".into()),
+        _ => None,
+    });
+    assert_eq!(s.fix.mode, FixMode::Auto);
+    assert_eq!(s.fix.allowed_namespaces, vec!["shop", "kube-system"]);
+    assert_eq!((s.fix.max_writes, s.fix.cooldown.as_secs()), (2, 600));
+    let bad = Settings::from_lookup(|k| (k == "FIX_MODE").then(|| "yolo".to_string()));
+    assert_eq!(bad.fix.mode, FixMode::Off);
+    assert!(bad.fix_mode_error.as_deref().unwrap_or_default().contains("yolo"));
 }
 
 #[tokio::test]

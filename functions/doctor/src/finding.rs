@@ -27,6 +27,69 @@ impl Severity {
 pub struct Fix {
     pub command: String,
     pub fix_id: Option<&'static str>,
+    /// The catalogue fix's change, machine-readable: what [`crate::fix`] applies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action: Option<FixAction>,
+}
+
+/// One change a catalogue fix makes. Each carries the precondition that makes it safe to
+/// apply later: the value the diagnosis saw, re-checked against the live object first.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "camelCase", rename_all_fields = "camelCase")]
+pub enum FixAction {
+    /// A strategic-merge patch of one namespaced Kubernetes object.
+    PatchObject {
+        api_version: &'static str,
+        resource_kind: &'static str,
+        namespace: String,
+        name: String,
+        patch: Value,
+        /// `(JSON pointer, value)` pairs the live object must still hold.
+        expect: Map<String, Value>,
+    },
+    /// `kubectl rollout restart` of a workload (the pod template's restartedAt annotation).
+    RolloutRestart {
+        api_version: &'static str,
+        resource_kind: &'static str,
+        namespace: String,
+        name: String,
+    },
+    /// One ingress rule on a security group, from the load balancer's group.
+    AuthorizeIngress {
+        group_id: String,
+        protocol: String,
+        port: u16,
+        source_group_id: String,
+    },
+}
+
+impl FixAction {
+    /// `namespace/Kind/name`, or the security group ID.
+    pub fn target(&self) -> String {
+        match self {
+            FixAction::PatchObject {
+                resource_kind,
+                namespace,
+                name,
+                ..
+            }
+            | FixAction::RolloutRestart {
+                resource_kind,
+                namespace,
+                name,
+                ..
+            } => k8s_resource(namespace, resource_kind, name),
+            FixAction::AuthorizeIngress { group_id, .. } => group_id.clone(),
+        }
+    }
+
+    /// The Kubernetes namespace the change is in (None for AWS changes).
+    pub fn namespace(&self) -> Option<&str> {
+        match self {
+            FixAction::PatchObject { namespace, .. } | FixAction::RolloutRestart { namespace, .. } => Some(namespace),
+            FixAction::AuthorizeIngress { .. } => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -74,7 +137,16 @@ impl Finding {
         self.fix = Some(Fix {
             command: command.into(),
             fix_id,
+            action: None,
         });
+        self
+    }
+
+    /// Attaches the machine-readable change to the fix set by [`Finding::with_fix`].
+    pub fn with_action(mut self, action: impl Into<Option<FixAction>>) -> Self {
+        if let Some(fix) = &mut self.fix {
+            fix.action = action.into();
+        }
         self
     }
 }

@@ -12,6 +12,7 @@ pub mod collect;
 pub mod dump;
 pub mod error;
 pub mod finding;
+pub mod fix;
 pub mod gather;
 pub mod notify;
 pub mod rank;

@@ -109,6 +109,12 @@ pub fn slack_message(report: &Report, cx: &Context<'_>) -> Value {
             "No fault found: every check that could decide found nothing wrong.".into(),
         )),
     }
+    if !report.fixes.is_empty() {
+        blocks.push(section(truncate(
+            &format!("*Safe fixes*\n{}", fixes_text(report).join("\n")),
+            SLACK_MAX_SECTION,
+        )));
+    }
     let mut context = vec![format!("target group `{}`", report.target_group.arn)];
     if let Some(a) = cx.alarm {
         context.push(format!("alarm *{}* ({})", a.name, a.state));
@@ -173,6 +179,25 @@ pub fn slack_message(report: &Report, cx: &Context<'_>) -> Value {
         "text": truncate(&text, 300),
         "attachments": [{ "color": colour(first.map(|f| f.severity)), "blocks": blocks }],
     })
+}
+
+/// One line per catalogue fix: what it is, on what, and what became of it.
+fn fixes_text(report: &Report) -> Vec<String> {
+    report
+        .fixes
+        .iter()
+        .map(|f| {
+            let status = serde_json::to_value(f.status).unwrap_or_default();
+            let verified = f.verification.as_deref().map_or(String::new(), |v| format!(" ({v})"));
+            format!(
+                "• `{}` on {}: *{}*: {}{verified}",
+                f.fix_id,
+                f.target,
+                status.as_str().unwrap_or("?"),
+                f.detail
+            )
+        })
+        .collect()
 }
 
 /// SNS subject (at most 100 characters, as SNS requires): the root cause and the target
@@ -252,6 +277,10 @@ pub fn chatbot_message(report: &Report, cx: &Context<'_>) -> Value {
     });
     if report.findings.len() > 1 {
         description.push_str(&format!("\n{} more finding(s).", report.findings.len() - 1));
+    }
+    for line in fixes_text(report) {
+        description.push('\n');
+        description.push_str(&line);
     }
     let next_steps: Vec<String> = first
         .and_then(|f| f.fix.as_ref())

@@ -7,6 +7,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::finding::{Finding, Severity};
+use crate::fix::FixOutcome;
 use crate::resolve::{port_text, Backend, Resolution};
 use crate::snapshot::{Collected, Snapshot};
 
@@ -29,6 +30,9 @@ pub struct Report {
     pub notes: Vec<String>,
     /// API calls made while gathering, per service (`{}` for a dump).
     pub api_calls: BTreeMap<String, u64>,
+    /// Catalogue fixes considered for this report and what became of each (empty when the
+    /// deployment's FIX_MODE is off).
+    pub fixes: Vec<FixOutcome>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -169,6 +173,7 @@ impl Report {
             not_collected: not_collected(snapshot),
             notes,
             api_calls: snapshot.api_calls.clone(),
+            fixes: Vec::new(),
         }
     }
 
@@ -279,6 +284,23 @@ impl Report {
         if !self.api_calls.is_empty() {
             let calls: Vec<String> = self.api_calls.iter().map(|(k, v)| format!("{k} {v}")).collect();
             let _ = writeln!(out, "\nAPI calls: {}", calls.join(", "));
+        }
+        if !self.fixes.is_empty() {
+            let _ = writeln!(out, "\nFIXES");
+            for f in &self.fixes {
+                let status = serde_json::to_value(f.status).unwrap_or_default();
+                let _ = writeln!(
+                    out,
+                    "  - {} on {}: {}: {}",
+                    f.fix_id,
+                    f.target,
+                    status.as_str().unwrap_or("?"),
+                    f.detail
+                );
+                if let Some(v) = &f.verification {
+                    let _ = writeln!(out, "    verification: {v}");
+                }
+            }
         }
         if !self.notes.is_empty() {
             let _ = writeln!(out, "\nNOTES");

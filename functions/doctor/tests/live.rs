@@ -118,6 +118,16 @@ impl World {
         World { aws, moto, kube }
     }
 
+    /// Enforces infra/k8s/rbac.yaml for these groups on every caller from now on.
+    fn use_shipped_rbac(&mut self, groups: &[&str]) {
+        let reply = self.kube.command(json!({
+            "cmd": "authz-rbac",
+            "file": repo().join("infra/k8s/rbac.yaml"),
+            "groups": groups,
+        }));
+        assert_eq!(reply["ok"], true, "{reply}");
+    }
+
     /// Serves `scenario` live: moto reset and seeded, the Kubernetes stand-in reloaded.
     fn serve(&mut self, scenario: &Path) -> TargetGroupArn {
         assert_eq!(self.moto.command(json!({"cmd": "reset"}))["ok"], true);
@@ -168,6 +178,8 @@ fn essence(report: &doctor::Report) -> Vec<Value> {
 async fn every_scenario_served_live_diagnoses_like_its_dump_and_collect_round_trips() {
     let all = scenarios();
     let mut world = World::new(&all[0]).await;
+    // The Kubernetes side runs with exactly the RBAC the project ships for diagnosis.
+    world.use_shipped_rbac(&["eks-lb-doctor-diagnose"]);
     let clients = ClusterClients::new();
     let mut failures = Vec::new();
     for scenario in &all {
@@ -195,6 +207,15 @@ async fn every_scenario_served_live_diagnoses_like_its_dump_and_collect_round_tr
                 live.not_collected
             ));
         }
+        let forbidden: Vec<_> = live
+            .not_collected
+            .iter()
+            .filter(|n| n.reason.contains("forbidden"))
+            .collect();
+        assert!(
+            forbidden.is_empty(),
+            "{name}: infra/k8s/rbac.yaml does not cover: {forbidden:?}"
+        );
         // Counted calls, and never a cluster-wide pod list.
         for service in ["elasticloadbalancing", "ec2", "eks", "kubernetes"] {
             assert!(
@@ -443,4 +464,174 @@ async fn cli_live_modes_and_collect_agree() {
     assert!(dump.join("k8s/pods.json").exists());
     let offline = findings(run(&["diagnose", "--dump", dump.to_str().unwrap(), "--output", "json"]));
     assert_eq!(offline, eks);
+}
+
+/// The safe-fix guards against the live stand-in: a dry run writes nothing; RBAC refusal
+/// stops at the dry run; `auto` writes the change and the cooldown record in one patch; a
+/// stale diagnosis fails its precondition; a recent fix is not repeated until the cooldown
+/// ends; the finding is gone from the next diagnosis; verification reads target health.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catalogue_fixes_run_every_guard_against_the_live_api() {
+    use doctor::fix::apply::{apply, verify, Writers, COOLDOWN_ANNOTATION};
+    use doctor::fix::{plan, FixMode, FixPolicy, FixStatus};
+    use k8s_openapi::api::apps::v1::DaemonSet;
+    use k8s_openapi::api::core::v1::Service;
+    use kube::api::Api;
+    use std::time::SystemTime;
+
+    let policy = |mode, namespaces: &[&str]| FixPolicy {
+        mode,
+        allowed_namespaces: namespaces.iter().map(|s| s.to_string()).collect(),
+        ..FixPolicy::default()
+    };
+    let etp = repo().join("tests/scenarios/external-traffic-policy-local");
+    let mut world = World::new(&etp).await;
+    let clients = ClusterClients::new();
+    let limits = Limits::within(Duration::from_secs(60));
+    let diagnose_live = |world: &World, arn: TargetGroupArn| {
+        let aws = world.aws.clone();
+        let clients = &clients;
+        async move { doctor::diagnose(&gather(&aws, KubeAccess::Eks(clients), &arn, None, limits).await) }
+    };
+    let arn = world.serve(&etp);
+    let report = diagnose_live(&world, arn.clone()).await;
+    let described = doctor::gather::aws::describe_cluster(&world.aws, "demo-cluster", &limits).await;
+    let client = clients
+        .client_for(&world.aws, "demo-cluster", &described, &limits)
+        .await
+        .unwrap();
+    let writers = |now| Writers {
+        kube: Ok(&client),
+        ec2: None,
+        alarm: Some("alb-unhealthy"),
+        now,
+    };
+    let backend = report.backend.clone().unwrap();
+    let services: Api<Service> = Api::namespaced(client.clone(), &backend.namespace);
+    let service = || async { services.get(&backend.service).await.unwrap() };
+    let traffic_policy = |s: &Service| s.spec.as_ref().unwrap().external_traffic_policy.clone();
+    assert_eq!(traffic_policy(&service().await).as_deref(), Some("Local"));
+
+    // dry-run: the API server sees the patch with dryRun=All, and only that.
+    let dry = policy(FixMode::DryRun, &["*"]);
+    let mut fixes = plan(&report, &dry, None);
+    assert_eq!(fixes.len(), 1, "{fixes:#?}");
+    world.kube.command(json!({"cmd": "reset-requests"}));
+    apply(&mut fixes, &dry, &writers(SystemTime::now())).await;
+    assert_eq!(fixes[0].status, FixStatus::DryRunPassed, "{fixes:#?}");
+    let requests = world.kube.command(json!({"cmd": "requests"}));
+    let patches: Vec<&str> = requests["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .filter(|r| r.starts_with("PATCH"))
+        .collect();
+    assert_eq!(patches.len(), 1, "{patches:?}");
+    assert!(patches[0].contains("dryRun=All"), "{patches:?}");
+    assert_eq!(traffic_policy(&service().await).as_deref(), Some("Local"));
+
+    // The shipped diagnose RBAC alone only reads: the dry run is refused, nothing is written.
+    let auto = policy(FixMode::Auto, &["*"]);
+    world.use_shipped_rbac(&["eks-lb-doctor-diagnose"]);
+    let mut fixes = plan(&report, &auto, None);
+    apply(&mut fixes, &auto, &writers(SystemTime::now())).await;
+    assert_eq!(fixes[0].status, FixStatus::DryRunFailed, "{fixes:#?}");
+    assert!(fixes[0].detail.contains("forbidden"), "{}", fixes[0].detail);
+    assert_eq!(traffic_policy(&service().await).as_deref(), Some("Local"));
+    // From here on, the shipped RBAC of a deployment with fixes on (both groups).
+    world.use_shipped_rbac(&["eks-lb-doctor-diagnose", "eks-lb-doctor-remediate"]);
+
+    // auto: the change and the cooldown record land together.
+    let mut fixes = plan(&report, &auto, None);
+    apply(&mut fixes, &auto, &writers(SystemTime::now())).await;
+    assert_eq!(fixes[0].status, FixStatus::Applied, "{fixes:#?}");
+    let changed = service().await;
+    assert_eq!(traffic_policy(&changed).as_deref(), Some("Cluster"));
+    let record: Value =
+        serde_json::from_str(&changed.metadata.annotations.as_ref().unwrap()[COOLDOWN_ANNOTATION]).unwrap();
+    assert_eq!(record["fix"], "set-external-traffic-policy-cluster");
+    assert_eq!(record["alarm"], "alb-unhealthy");
+
+    // The same (now stale) report again: the object no longer holds what it saw.
+    let mut stale = plan(&report, &auto, None);
+    apply(&mut stale, &auto, &writers(SystemTime::now())).await;
+    assert_eq!(stale[0].status, FixStatus::PreconditionFailed, "{stale:#?}");
+    assert!(
+        stale[0].detail.contains("/spec/externalTrafficPolicy"),
+        "{}",
+        stale[0].detail
+    );
+
+    // The next diagnosis no longer finds the fault.
+    let after = diagnose_live(&world, arn.clone()).await;
+    assert!(
+        !checks_of(&after).contains(&"external-traffic-policy-local"),
+        "{:?}",
+        checks_of(&after)
+    );
+
+    // Verification reads target health: moto still reports the scenario's unhealthy targets.
+    let verdict = verify(
+        &world.aws.elbv2,
+        &arn.to_string(),
+        Duration::ZERO,
+        Duration::from_secs(1),
+    )
+    .await;
+    assert!(
+        verdict.contains("healthy after") && !verdict.starts_with("all"),
+        "{verdict}"
+    );
+    let healthy = repo().join("tests/scenarios/healthy");
+    let healthy_arn = world.serve(&healthy);
+    let verdict = verify(
+        &world.aws.elbv2,
+        &healthy_arn.to_string(),
+        Duration::ZERO,
+        Duration::from_secs(1),
+    )
+    .await;
+    assert!(verdict.starts_with("all "), "{verdict}");
+
+    // kube-proxy: restarted once; the cooldown holds a second restart back until it ends.
+    let kube_proxy = repo().join("tests/scenarios/kube-proxy-unhealthy");
+    let arn = world.serve(&kube_proxy);
+    let report = diagnose_live(&world, arn).await;
+    let system = policy(FixMode::Auto, &["kube-system"]);
+    let now = SystemTime::now();
+    let mut fixes = plan(&report, &system, None);
+    assert_eq!(fixes.len(), 1, "{fixes:#?}");
+    assert_eq!(fixes[0].fix_id, "restart-kube-proxy");
+    apply(&mut fixes, &system, &writers(now)).await;
+    assert_eq!(fixes[0].status, FixStatus::Applied, "{fixes:#?}");
+    let daemon_sets: Api<DaemonSet> = Api::namespaced(client.clone(), "kube-system");
+    let ds = daemon_sets.get("kube-proxy").await.unwrap();
+    let template_annotations = ds.spec.unwrap().template.metadata.unwrap().annotations.unwrap();
+    assert!(template_annotations.contains_key("kubectl.kubernetes.io/restartedAt"));
+    let mut again = plan(&report, &system, None);
+    apply(&mut again, &system, &writers(now + Duration::from_secs(60))).await;
+    assert_eq!(again[0].status, FixStatus::Cooldown, "{again:#?}");
+    let mut later = plan(&report, &system, None);
+    apply(&mut later, &system, &writers(now + Duration::from_secs(2 * 3600))).await;
+    assert_eq!(later[0].status, FixStatus::Applied, "{later:#?}");
+    // The namespace allow-list: not allowed in kube-system, never attempted.
+    let elsewhere = plan(&report, &policy(FixMode::Auto, &["default"]), None);
+    assert_eq!(elsewhere[0].status, FixStatus::NotAllowed);
+
+    // target-port: the one Service port is repointed, and the next diagnosis is clean of it.
+    let target_port = repo().join("tests/scenarios/target-port-mismatch");
+    let arn = world.serve(&target_port);
+    let report = diagnose_live(&world, arn.clone()).await;
+    let mut fixes = plan(&report, &auto, None);
+    assert_eq!(fixes.len(), 1, "{fixes:#?}");
+    assert_eq!(fixes[0].fix_id, "set-target-port");
+    apply(&mut fixes, &auto, &writers(SystemTime::now())).await;
+    assert_eq!(fixes[0].status, FixStatus::Applied, "{fixes:#?}");
+    let after = diagnose_live(&world, arn).await;
+    assert!(
+        !checks_of(&after).contains(&"target-port-mismatch"),
+        "{:?}",
+        checks_of(&after)
+    );
 }

@@ -25,7 +25,7 @@ export interface EksLbDoctorProps extends StackProps {
   readonly clusterNames: string[];
   /** ALLOWED_CLUSTERS; empty = clusterNames (SAM: AllowedClusters). */
   readonly allowedClusters?: string;
-  /** Documentation only, echoed in an output (SAM: AllowedNamespaces). */
+  /** ALLOWED_NAMESPACES: namespaces a fix may change (comma-separated; * = all; empty = none). */
   readonly allowedNamespaces?: string;
   /** Full ARN of the Slack webhook secret; empty = no Slack (SAM: SlackWebhookSecretArn). */
   readonly slackWebhookSecretArn?: string;
@@ -295,7 +295,10 @@ export class EksLbDoctorStack extends Stack {
         clusterName: cluster,
         principalArn: role.roleArn,
         type: 'STANDARD',
-        kubernetesGroups: ['eks-lb-doctor-diagnose'],
+        // Unattended fixes are Kubernetes patches made by the diagnose function itself.
+        kubernetesGroups: remediateEnabled
+          ? ['eks-lb-doctor-diagnose', 'eks-lb-doctor-remediate']
+          : ['eks-lb-doctor-diagnose'],
       });
       if (remediateRole) {
         new eks.CfnAccessEntry(this, `RemediateAccessEntry${cid}`, {
@@ -328,6 +331,7 @@ export class EksLbDoctorStack extends Stack {
         ALLOWED_ACCOUNTS: account,
         ALLOWED_CLUSTERS: props.allowedClusters || props.clusterNames.join(','),
         FIX_MODE: fixMode,
+        ALLOWED_NAMESPACES: props.allowedNamespaces ?? '',
         NOTIFY_ON_RECOVERY: String(props.notifyOnRecovery ?? false),
       },
     };
@@ -430,8 +434,8 @@ export class EksLbDoctorStack extends Stack {
       new CfnOutput(this, 'RemediateRoleArn', { value: remediateRole.roleArn });
     }
     new CfnOutput(this, 'AllowedNamespaces', {
-      description: 'Create the remediate RoleBindings in these namespaces (infra/k8s/rbac.yaml)',
-      value: remediateEnabled ? props.allowedNamespaces || '(none)' : 'remediation disabled',
+      description: 'Bind the remediate RBAC in these namespaces (infra/k8s/rbac.yaml)',
+      value: remediateEnabled ? props.allowedNamespaces || '(none)' : 'fixes disabled',
     });
   }
 }

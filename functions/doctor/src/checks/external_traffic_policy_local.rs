@@ -26,10 +26,10 @@
 //! - <https://repost.aws/knowledge-center/eks-resolve-failed-health-check-alb-nlb> (externalTrafficPolicy)
 //! - <https://kubernetes.io/docs/tasks/access-application-cluster/create-external-load-balancer/#preserving-the-client-source-ip>
 
-use serde_json::json;
+use serde_json::{json, Map};
 
 use super::{is_pod_ready, pod_node, shell_quote, Check, CheckContext, CheckMeta, FixSafety, Inconclusive};
-use crate::finding::{k8s_resource, Finding, Severity};
+use crate::finding::{k8s_resource, Finding, FixAction, Severity};
 
 pub struct ExternalTrafficPolicyLocal;
 
@@ -120,7 +120,15 @@ impl Check for ExternalTrafficPolicyLocal {
         .with_fix(
             format!("kubectl -n {ns} patch service {} -p {}", backend.service, shell_quote(&patch)),
             META.fix.fix_id(),
-        )])
+        )
+        .with_action(FixAction::PatchObject {
+            api_version: "v1",
+            resource_kind: "Service",
+            namespace: ns.clone(),
+            name: backend.service.clone(),
+            patch: json!({ "spec": { "externalTrafficPolicy": "Cluster" } }),
+            expect: Map::from_iter([("/spec/externalTrafficPolicy".to_string(), json!("Local"))]),
+        })])
     }
 }
 

@@ -24,10 +24,10 @@
 //! - <https://repost.aws/knowledge-center/eks-resolve-failed-health-check-alb-nlb> (manual check with curl)
 //! - <https://docs.aws.amazon.com/elasticloadbalancing/latest/application/target-group-health-checks.html#target-health-reason-codes>
 
-use serde_json::json;
+use serde_json::{json, Map};
 
 use super::{Check, CheckContext, CheckMeta, FixSafety, Inconclusive};
-use crate::finding::{Finding, Severity};
+use crate::finding::{Finding, FixAction, Severity};
 use crate::snapshot::ProbeOutcome;
 
 pub struct HealthCheckResponseMismatch;
@@ -117,15 +117,38 @@ impl Check for HealthCheckResponseMismatch {
             )
         };
         let backend = cx.backend().ok();
+        let mut action = None;
         let (fix, fix_id) = match backend {
-            Some(b) if b.ingress.is_some() => (
-                format!(
-                    "kubectl -n {} annotate ingress {} alb.ingress.kubernetes.io/{annotation}={value} --overwrite",
-                    b.namespace,
-                    b.ingress.as_deref().unwrap_or_default()
-                ),
-                META.fix.fix_id(),
-            ),
+            Some(b) if b.ingress.is_some() => {
+                let ingress = b.ingress.clone().unwrap_or_default();
+                let key = format!("alb.ingress.kubernetes.io/{annotation}");
+                let current = cx.snapshot.kube.ingresses.present().and_then(|list| {
+                    list.iter()
+                        .find(|i| {
+                            i.metadata.name.as_deref() == Some(&ingress)
+                                && i.metadata.namespace.as_deref() == Some(&b.namespace)
+                        })
+                        .and_then(|i| i.metadata.annotations.as_ref()?.get(&key).cloned())
+                });
+                action = Some(FixAction::PatchObject {
+                    api_version: "networking.k8s.io/v1",
+                    resource_kind: "Ingress",
+                    namespace: b.namespace.clone(),
+                    name: ingress.clone(),
+                    patch: json!({ "metadata": { "annotations": { &key: value } } }),
+                    expect: Map::from_iter([(
+                        format!("/metadata/annotations/{}", key.replace('~', "~0").replace('/', "~1")),
+                        json!(current),
+                    )]),
+                });
+                (
+                    format!(
+                        "kubectl -n {} annotate ingress {ingress} {key}={value} --overwrite",
+                        b.namespace
+                    ),
+                    META.fix.fix_id(),
+                )
+            }
             Some(b) => {
                 let nlb_annotation = if redirects {
                     "healthcheck-success-codes"
@@ -173,7 +196,8 @@ impl Check for HealthCheckResponseMismatch {
             "probeResults": probes.len(),
             "readinessProbePath": readiness_path,
         }))
-        .with_fix(fix, fix_id)])
+        .with_fix(fix, fix_id)
+        .with_action(action)])
     }
 }
 

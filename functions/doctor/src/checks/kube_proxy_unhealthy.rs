@@ -29,7 +29,7 @@ use serde_json::json;
 
 use super::pod_not_ready::not_ready_reason;
 use super::{is_pod_ready, pod_name, pod_node, Check, CheckContext, CheckMeta, FixSafety, Inconclusive};
-use crate::finding::{Finding, Severity};
+use crate::finding::{Finding, FixAction, Severity};
 
 pub struct KubeProxyUnhealthy;
 
@@ -74,6 +74,7 @@ impl Check for KubeProxyUnhealthy {
             ));
         };
         let ns = ds.metadata.namespace.as_deref().unwrap_or("kube-system");
+        let ds_name = ds.metadata.name.as_deref().unwrap_or("kube-proxy");
         let pods = kube
             .pods
             .items()
@@ -159,9 +160,15 @@ impl Check for KubeProxyUnhealthy {
             "targetType": if instance_mode { "instance" } else { "ip" },
         }))
         .with_fix(
-            format!("kubectl -n {ns} rollout restart daemonset kube-proxy"),
+            format!("kubectl -n {ns} rollout restart daemonset {ds_name}"),
             META.fix.fix_id(),
-        )])
+        )
+        .with_action(FixAction::RolloutRestart {
+            api_version: "apps/v1",
+            resource_kind: "DaemonSet",
+            namespace: ns.to_string(),
+            name: ds_name.to_string(),
+        })])
     }
 }
 

@@ -33,7 +33,7 @@ use serde_json::json;
 use super::net::{cidr, sg_admits, Source};
 use super::{Check, CheckContext, CheckMeta, FixSafety, Inconclusive, TargetInfo};
 use crate::aws::SecurityGroup;
-use crate::finding::{Finding, Severity};
+use crate::finding::{Finding, FixAction, Severity};
 
 pub struct SecurityGroupBlocksHealthCheck;
 
@@ -169,7 +169,14 @@ impl Check for SecurityGroupBlocksHealthCheck {
         .with_fix(
             format!("aws ec2 authorize-security-group-ingress --group-id {group_to_open} --protocol tcp --port {port} {from}"),
             META.fix.fix_id(),
-        )])
+        )
+        // Automated only from the load balancer's own group: a CIDR rule is a person's call.
+        .with_action(lb.security_groups.last().map(|sg| FixAction::AuthorizeIngress {
+            group_id: group_to_open.clone(),
+            protocol: "tcp".into(),
+            port: *port,
+            source_group_id: sg.clone(),
+        }))])
     }
 }
 

@@ -26,10 +26,10 @@
 use std::collections::BTreeSet;
 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use serde_json::json;
+use serde_json::{json, Map};
 
 use super::{container_ports, shell_quote, Check, CheckContext, CheckMeta, FixSafety, Inconclusive};
-use crate::finding::{k8s_resource, Finding, Severity};
+use crate::finding::{k8s_resource, Finding, FixAction, Severity};
 use crate::resolve::port_text;
 
 pub struct TargetPortMismatch;
@@ -104,14 +104,34 @@ impl Check for TargetPortMismatch {
             let value = *numbers.iter().next().unwrap_or(&port.port);
             let patch = json!([{ "op": "replace", "path": format!("/spec/ports/{index}/targetPort"), "value": value }])
                 .to_string();
-            finding.with_fix(
-                format!(
-                    "kubectl -n {ns} patch service {} --type=json -p {}",
-                    backend.service,
-                    shell_quote(&patch)
-                ),
-                META.fix.fix_id(),
-            )
+            // Strategic merge keyed by port number: the one Service port changes, the others stay.
+            let mut port_patch = json!({ "port": port.port, "targetPort": value });
+            if let Some(protocol) = &port.protocol {
+                port_patch["protocol"] = json!(protocol);
+            }
+            finding
+                .with_fix(
+                    format!(
+                        "kubectl -n {ns} patch service {} --type=json -p {}",
+                        backend.service,
+                        shell_quote(&patch)
+                    ),
+                    META.fix.fix_id(),
+                )
+                .with_action(FixAction::PatchObject {
+                    api_version: "v1",
+                    resource_kind: "Service",
+                    namespace: ns.clone(),
+                    name: backend.service.clone(),
+                    patch: json!({ "spec": { "ports": [port_patch] } }),
+                    expect: Map::from_iter([
+                        (format!("/spec/ports/{index}/port"), json!(port.port)),
+                        (
+                            format!("/spec/ports/{index}/targetPort"),
+                            serde_json::to_value(&target).unwrap_or_default(),
+                        ),
+                    ]),
+                })
         } else {
             finding.with_fix(
                 format!(
