@@ -39,6 +39,10 @@ ENI_WRITES = {
     "ec2:AssignPrivateIpAddresses",
     "ec2:UnassignPrivateIpAddresses",
 }
+# The remediate role's one AWS write (authorize-health-check-ingress), only on security
+# groups EKS tagged with one of the clusters.
+REMEDIATE_FUNCTION = "RemediateFunction"
+REMEDIATE_WRITES = {"ec2:AuthorizeSecurityGroupIngress": "aws:ResourceTag/aws:eks:cluster-name"}
 # Reads that do support resource-level permissions and so must name their resources.
 SCOPED_READS = {"eks:DescribeCluster", "secretsmanager:GetSecretValue", "cloudwatch:DescribeAlarms"}
 
@@ -138,8 +142,11 @@ def is_read(action):
     return verb.startswith(READ_VERBS)
 
 
-def check_iam(template, function=FUNCTION):
-    """Every least-privilege violation of the function's role, as readable strings."""
+def check_iam(template, function=FUNCTION, conditioned_writes=None):
+    """Every least-privilege violation of the function's role, as readable strings.
+    conditioned_writes: {action: condition key} writes allowed only on named resources and
+    under a StringEquals on that key (the remediate role's fix)."""
+    conditioned_writes = conditioned_writes or {}
     problems = []
     role_id = role_of_function(template, function)
     role_props = template["Resources"][role_id]["Properties"]
@@ -164,6 +171,10 @@ def check_iam(template, function=FUNCTION):
                 if action in ENI_WRITES:
                     if VPC_CONDITION not in conds:
                         problems.append(f"{sid}: {action} outside Fn::If {VPC_CONDITION}")
+                elif action in conditioned_writes:
+                    key = conditioned_writes[action]
+                    if key not in (stmt.get("Condition") or {}).get("StringEquals", {}):
+                        problems.append(f"{sid}: {action} without a StringEquals condition on {key}")
                 elif not is_read(action) and action not in ALLOWED_WRITES:
                     problems.append(f"{sid}: {action} is not a read action")
                 if star and (action in SCOPED_READS or not is_read(action)):
@@ -333,3 +344,51 @@ def test_rbac_kube_proxy_role_is_pinned():
     assert role["rules"] == [
         {"apiGroups": ["apps"], "resources": ["daemonsets"], "resourceNames": ["kube-proxy"], "verbs": ["get", "patch"]}
     ]
+
+
+# ------------------------------------------------------------------ remediate
+
+
+def test_remediate_role_writes_only_the_fix_under_a_tag_condition(template):
+    assert check_iam(template, REMEDIATE_FUNCTION, REMEDIATE_WRITES) == []
+
+
+def test_checker_catches_an_unconditioned_or_unlisted_fix_write(template):
+    bad = copy.deepcopy(template)
+    stmts = bad["Resources"]["RemediateRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    opener = next(s for s in stmts if isinstance(s, dict) and s.get("Sid") == "OpenHealthCheckPort")
+    del opener["Condition"]
+    assert any("without a StringEquals condition" in p for p in check_iam(bad, REMEDIATE_FUNCTION, REMEDIATE_WRITES))
+    opener["Resource"] = "*"
+    assert any('on Resource "*"' in p for p in check_iam(bad, REMEDIATE_FUNCTION, REMEDIATE_WRITES))
+    # The same write in the diagnose role is refused outright.
+    _diagnose_policy(bad)["Statement"].append(
+        {"Effect": "Allow", "Action": "ec2:AuthorizeSecurityGroupIngress", "Resource": "arn:aws:ec2:*:*:security-group/*"})
+    assert any("AuthorizeSecurityGroupIngress is not a read action" in p for p in check_iam(bad))
+
+
+# What the remediate function calls: the re-diagnosis (no composite alarms) and the fix.
+REMEDIATE_CALLS = tuple(a for a in FUNCTION_CALLS if a != "cloudwatch:DescribeAlarms") + tuple(REMEDIATE_WRITES)
+
+
+def test_remediate_role_grants_what_it_calls(template):
+    actions = {
+        a
+        for _, doc in role_policy_documents(template, role_of_function(template, REMEDIATE_FUNCTION))
+        for stmt, _ in iter_statements(doc["Statement"])
+        for a in _as_list(stmt["Action"])
+    }
+    for needed in REMEDIATE_CALLS:
+        assert needed in actions, needed
+    env = template["Resources"][REMEDIATE_FUNCTION]["Properties"]["Environment"]["Variables"]
+    read = set(re.findall(r'(?:nonempty|flag|list|get)\("([A-Z_]+)"\)', LIB_RS.read_text()))
+    assert set(env) <= read, set(env) - read
+    assert env["FIX_MODE"] == {"Ref": "FixMode"}
+
+
+def test_both_roles_may_use_the_topic_key(template):
+    key = template["Resources"]["NotificationKey"]["Properties"]["KeyPolicy"]["Statement"]
+    publish = next(s for s in key if s.get("Sid") == "FunctionsPublishToTopic")
+    principal = publish["Principal"]["AWS"]["Fn::If"]
+    assert principal[0] == "RemediateEnabled"
+    assert {"Fn::GetAtt": ["RemediateRole", "Arn"]} in principal[1]

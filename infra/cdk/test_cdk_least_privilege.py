@@ -39,14 +39,18 @@ def template(request):
     return json.loads(request.param.read_text())
 
 
-def diagnose_function_id(template):
-    """Logical ID of the diagnose function, found by its construct path (not by its name)."""
-    ids = [
+def function_ids(template, suffix):
+    """Logical IDs of the functions whose construct path ends with suffix (not by name)."""
+    return [
         rid
         for rid, res in template["Resources"].items()
         if res.get("Type") == "AWS::Lambda::Function"
-        and res.get("Metadata", {}).get("aws:cdk:path", "").endswith(FUNCTION_PATH_SUFFIX)
+        and res.get("Metadata", {}).get("aws:cdk:path", "").endswith(suffix)
     ]
+
+
+def diagnose_function_id(template):
+    ids = function_ids(template, FUNCTION_PATH_SUFFIX)
     assert len(ids) == 1, f"expected one diagnose function, found {ids}"
     return ids[0]
 
@@ -56,9 +60,9 @@ def has_vpc_config(template, function_id):
     return bool(vpc.get("SubnetIds")) and bool(vpc.get("SecurityGroupIds"))
 
 
-def check_cdk_iam(template):
-    function_id = diagnose_function_id(template)
-    problems = lp.check_iam(template, function_id)
+def check_cdk_iam(template, function_id=None, conditioned_writes=None):
+    function_id = function_id or diagnose_function_id(template)
+    problems = lp.check_iam(template, function_id, conditioned_writes)
     if has_vpc_config(template, function_id):
         problems = [p for p in problems if not p.endswith(f"outside Fn::If {lp.VPC_CONDITION}")]
     return problems
@@ -159,3 +163,33 @@ def test_environment_matches_sam(template):
     assert props["LoggingConfig"]["LogFormat"] == "JSON"
     assert props["Runtime"] == "provided.al2023" and props["Architectures"] == ["arm64"]
     assert props["Handler"] == "bootstrap"
+
+
+# ------------------------------------------------------------------ remediate (fixMode != off)
+
+
+def test_remediate_function_exists_exactly_when_fixes_are_on(template):
+    remediate = function_ids(template, "/RemediateFunction/Resource")
+    env = template["Resources"][diagnose_function_id(template)]["Properties"]["Environment"]["Variables"]
+    fixes_on = env["FIX_MODE"] != "off"
+    assert len(remediate) == (1 if fixes_on else 0), remediate
+    assert bool(env["REMEDIATE_FUNCTION_NAME"]) == fixes_on
+
+
+def test_remediate_role_writes_only_the_fix_under_a_tag_condition(template):
+    for function_id in function_ids(template, "/RemediateFunction/Resource"):
+        assert check_cdk_iam(template, function_id, lp.REMEDIATE_WRITES) == []
+        role_id = lp.role_of_function(template, function_id)
+        actions = {
+            a
+            for _, doc in lp.role_policy_documents(template, role_id)
+            for stmt, _ in lp.iter_statements(doc["Statement"])
+            for a in lp._as_list(stmt["Action"])
+        }
+        for needed in lp.REMEDIATE_CALLS:
+            assert needed in actions, needed
+        bad = copy.deepcopy(template)
+        for _, doc in lp.role_policy_documents(bad, role_id):
+            for stmt, _ in lp.iter_statements(doc["Statement"]):
+                stmt.pop("Condition", None)
+        assert any("without a StringEquals condition" in p for p in check_cdk_iam(bad, function_id, lp.REMEDIATE_WRITES))

@@ -53,7 +53,6 @@ REPO = Path(__file__).resolve().parents[2]
 STANDINS = REPO / "tests" / "standins"
 SCENARIOS = REPO / "tests" / "scenarios"
 EVENTS = REPO / "events"
-FUNCTION_DIR = REPO / "functions" / "diagnose"
 FUNCTION = "diagnose"
 
 REGION = "us-east-1"
@@ -328,7 +327,9 @@ class Stack:
         cmd = [cargo_lambda(), "lambda", "watch", "--invoke-address", "127.0.0.1", "--invoke-port", str(self.port),
                "--env-file", str(env_file), "--ignore-changes", "--color", "never"]
         self._say(f"starting {' '.join(cmd[1:])} (port {self.port}; the first start compiles the function)")
-        self.watch = subprocess.Popen(cmd, cwd=str(FUNCTION_DIR), env=env, stdin=subprocess.DEVNULL,
+        # From the workspace root: the one watch process serves both functions (diagnose,
+        # remediate), each built on its first invocation.
+        self.watch = subprocess.Popen(cmd, cwd=str(REPO), env=env, stdin=subprocess.DEVNULL,
                                       stdout=self._watch_fh, stderr=subprocess.STDOUT, start_new_session=True)
         self._wait_ready()
 
@@ -393,14 +394,20 @@ class Stack:
     def function_log_tail(self, limit: int = 6000) -> str:
         return "--- cargo lambda watch output (tail) ---\n" + (_tail(self.watch_log, limit) if self.watch_log else "")
 
-    def invoke(self, event_file: str | os.PathLike) -> dict:
+    def invoke_payload(self, function: str, payload: dict) -> dict:
+        """Invokes `function` (diagnose, remediate) with a JSON payload; see invoke()."""
+        path = self.workdir / f"payload-{function}.json"
+        path.write_text(json.dumps(payload))
+        return self.invoke(path, function=function)
+
+    def invoke(self, event_file: str | os.PathLike, function: str = FUNCTION) -> dict:
         """Invokes the function with `cargo lambda invoke` and returns the parsed response, or,
         when the function returned an error, its error payload ({"errorType", "errorMessage"})."""
         self._check_watch_alive()
         path = Path(event_file)
         if not path.is_absolute():
             path = EVENTS / path
-        cmd = [cargo_lambda(), "lambda", "invoke", FUNCTION, "--data-file", str(path),
+        cmd = [cargo_lambda(), "lambda", "invoke", function, "--data-file", str(path),
                "--invoke-address", "127.0.0.1", "--invoke-port", str(self.port),
                "--output-format", "json", "--color", "never"]
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}

@@ -298,6 +298,7 @@ pub async fn handle(ctx: &Ctx, event: LambdaEvent<Value>) -> Result<Value, Handl
             duration_ms = started.elapsed().as_millis() as u64,
             api_calls = %json!(report.api_calls),
             notification_failures = failures,
+            fixes = %json!(report.fixes.iter().map(|f| (f.fix_id, f.status)).collect::<Vec<_>>()),
             "diagnosis summary"
         );
         emit_metrics(&report, failures);
@@ -534,13 +535,15 @@ fn emit_metrics(report: &Report, notification_failures: usize) {
                 "Dimensions": [["RootCause"]],
                 "Metrics": [
                     { "Name": "Diagnoses", "Unit": "Count" },
-                    { "Name": "NotificationFailures", "Unit": "Count" }
+                    { "Name": "NotificationFailures", "Unit": "Count" },
+                    { "Name": "FixesApplied", "Unit": "Count" }
                 ]
             }]
         },
         "RootCause": report.root_cause.unwrap_or("none"),
         "Diagnoses": 1,
         "NotificationFailures": notification_failures,
+        "FixesApplied": report.fixes.iter().filter(|f| f.status == FixStatus::Applied).count(),
     });
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}");

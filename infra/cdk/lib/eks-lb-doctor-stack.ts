@@ -38,8 +38,8 @@ export interface EksLbDoctorProps extends StackProps {
   readonly securityGroupIds?: string[];
   readonly reservedConcurrency?: number;
   readonly logRetentionDays?: number;
-  /** Path of functions/diagnose/Cargo.toml. */
-  readonly manifestPath?: string;
+  /** The repository's functions/ directory (each function's Cargo.toml is under it). */
+  readonly functionsDir?: string;
   /**
    * Fallback for synth without cargo-lambda-cdk: a plain lambda.Function with placeholder
    * code (S3 object that does not exist) instead of the RustFunction. Not needed with
@@ -99,12 +99,14 @@ export class EksLbDoctorStack extends Stack {
     // action except the few writes infra/test_least_privilege.py lists, and that no write has
     // Resource "*". Explicit statements only: the role handed to the function below is
     // immutable, so no CDK grant helper can add statements (or managed policies) to it.
-    const statements = [
+    // The statements both roles need: their own log group, the gathering reads, the Slack
+    // secret, and Lambda's VPC ENIs when in a VPC.
+    const commonStatements = (ownLogGroup: logs.LogGroup): iam.PolicyStatement[] => [
       // AWSLambdaBasicExecutionRole, written out for this function's own log group.
       new iam.PolicyStatement({
         sid: 'OwnLogGroup',
         actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
-        resources: [`arn:${partition}:logs:${region}:${account}:log-group:${logGroup.logGroupName}:*`],
+        resources: [`arn:${partition}:logs:${region}:${account}:log-group:${ownLogGroup.logGroupName}:*`],
       }),
       // These Describe* actions support no resource-level permissions: Resource "*" is the
       // only form IAM accepts (read-only).
@@ -131,6 +133,38 @@ export class EksLbDoctorStack extends Stack {
         ],
         resources: ['*'],
       }),
+      ...(slackSecret
+        ? [
+            new iam.PolicyStatement({
+              sid: 'SlackWebhookSecret',
+              actions: ['secretsmanager:GetSecretValue'],
+              resources: [slackSecret],
+            }),
+          ]
+        : []),
+      // AWSLambdaVPCAccessExecutionRole, written out and scoped to this account and region,
+      // only when the function runs in a VPC (the Describe* ones are above).
+      ...(hasVpcConfig
+        ? [
+            new iam.PolicyStatement({
+              sid: 'VpcNetworkInterfaces',
+              actions: [
+                'ec2:CreateNetworkInterface',
+                'ec2:DeleteNetworkInterface',
+                'ec2:AssignPrivateIpAddresses',
+                'ec2:UnassignPrivateIpAddresses',
+              ],
+              resources: [
+                `arn:${partition}:ec2:${region}:${account}:network-interface/*`,
+                `arn:${partition}:ec2:${region}:${account}:subnet/*`,
+                `arn:${partition}:ec2:${region}:${account}:security-group/*`,
+              ],
+            }),
+          ]
+        : []),
+    ];
+    const statements = [
+      ...commonStatements(logGroup),
       // Composite alarms: the triggering child alarms (same account and region).
       new iam.PolicyStatement({
         sid: 'CompositeAlarmChildren',
@@ -144,64 +178,85 @@ export class EksLbDoctorStack extends Stack {
         resources: [failedQueue.queueArn],
       }),
     ];
-    if (slackSecret) {
-      statements.push(
-        new iam.PolicyStatement({
-          sid: 'SlackWebhookSecret',
-          actions: ['secretsmanager:GetSecretValue'],
-          resources: [slackSecret],
-        }),
-      );
-    }
-    if (hasVpcConfig) {
-      // AWSLambdaVPCAccessExecutionRole, written out and scoped to this account and region,
-      // only when the function runs in a VPC (the Describe* ones are above).
-      statements.push(
-        new iam.PolicyStatement({
-          sid: 'VpcNetworkInterfaces',
-          actions: [
-            'ec2:CreateNetworkInterface',
-            'ec2:DeleteNetworkInterface',
-            'ec2:AssignPrivateIpAddresses',
-            'ec2:UnassignPrivateIpAddresses',
-          ],
-          resources: [
-            `arn:${partition}:ec2:${region}:${account}:network-interface/*`,
-            `arn:${partition}:ec2:${region}:${account}:subnet/*`,
-            `arn:${partition}:ec2:${region}:${account}:security-group/*`,
-          ],
-        }),
-      );
-    }
 
     const role = new iam.Role(this, 'DiagnoseRole', {
       assumedBy: lambdaTrust,
       inlinePolicies: { diagnose: new iam.PolicyDocument({ statements }) },
     });
     pin(role, 'DiagnoseRole');
-    Validations.of(role).acknowledge(
-      {
-        id: 'AwsSolutions-IAM5[Resource::*]',
-        reason:
-          'elasticloadbalancing:Describe* and ec2:Describe* (read-only) support no resource-level permissions; "*" is the only Resource IAM accepts for them.',
-      },
-      {
-        id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:<DiagnoseLogGroup>:*]`,
-        reason: 'Log streams of the function\'s own log group only (the ":*" is the log-stream part).',
-      },
+    const acknowledgeReads = (r: iam.Role, logGroupId: string, extra: { id: string; reason: string }[]) =>
+      Validations.of(r).acknowledge(
+        {
+          id: 'AwsSolutions-IAM5[Resource::*]',
+          reason:
+            'elasticloadbalancing:Describe* and ec2:Describe* (read-only) support no resource-level permissions; "*" is the only Resource IAM accepts for them.',
+        },
+        {
+          id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:<${logGroupId}>:*]`,
+          reason: 'Log streams of the function\'s own log group only (the ":*" is the log-stream part).',
+        },
+        ...extra,
+        ...(hasVpcConfig
+          ? ['network-interface', 'subnet', 'security-group'].map((kind) => ({
+              id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>:${kind}/*]`,
+              reason:
+                'Lambda VPC ENI management (what AWSLambdaVPCAccessExecutionRole grants on "*"), scoped to this account and region; ENI ids are created by Lambda at run time.',
+            }))
+          : []),
+      );
+    acknowledgeReads(role, 'DiagnoseLogGroup', [
       {
         id: 'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:cloudwatch:<AWS::Region>:<AWS::AccountId>:alarm:*]',
         reason:
           'cloudwatch:DescribeAlarms (read-only) on the child alarms of a composite alarm, whose names are only known at run time; scoped to this account and region.',
       },
-      ...(hasVpcConfig
-        ? ['network-interface', 'subnet', 'security-group'].map((kind) => ({
-            id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>:${kind}/*]`,
-            reason:
-              'Lambda VPC ENI management (what AWSLambdaVPCAccessExecutionRole grants on "*"), scoped to this account and region; ENI ids are created by Lambda at run time.',
-          }))
-        : []),
-    );
+    ]);
+
+    // ------------------------------------------------------------ remediate role
+    // Applies one approval-only fix a person approved. It re-diagnoses first (the same reads);
+    // its one AWS write opens a port on a security group EKS tags with one of the clusters.
+    // Kubernetes rights: the eks-lb-doctor-remediate group (access entries below).
+    let remediateRole: iam.Role | undefined;
+    let remediateLogGroup: logs.LogGroup | undefined;
+    if (remediateEnabled) {
+      remediateLogGroup = new logs.LogGroup(this, 'RemediateLogGroup', {
+        logGroupName: `/aws/lambda/${Aws.STACK_NAME}-remediate`,
+        retention: (props.logRetentionDays ?? 30) as logs.RetentionDays,
+        removalPolicy: RemovalPolicy.DESTROY,
+      });
+      pin(remediateLogGroup, 'RemediateLogGroup');
+      remediateRole = new iam.Role(this, 'RemediateRole', {
+        assumedBy: lambdaTrust,
+        inlinePolicies: {
+          remediate: new iam.PolicyDocument({
+            statements: [
+              ...commonStatements(remediateLogGroup),
+              // authorize-health-check-ingress, only on the clusters' own security groups.
+              new iam.PolicyStatement({
+                sid: 'OpenHealthCheckPort',
+                actions: ['ec2:AuthorizeSecurityGroupIngress'],
+                resources: [`arn:${partition}:ec2:${region}:${account}:security-group/*`],
+                conditions: { StringEquals: { 'aws:ResourceTag/aws:eks:cluster-name': props.clusterNames } },
+              }),
+            ],
+          }),
+        },
+      });
+      pin(remediateRole, 'RemediateRole');
+      acknowledgeReads(
+        remediateRole,
+        'RemediateLogGroup',
+        hasVpcConfig
+          ? []
+          : [
+              {
+                id: 'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>:security-group/*]',
+                reason:
+                  'ec2:AuthorizeSecurityGroupIngress (the approved authorize-health-check-ingress fix) only on security groups whose aws:eks:cluster-name tag names one of the clusters; the group is known only at run time.',
+              },
+            ],
+      );
+    }
 
     // ------------------------------------------------------------ encryption
     const key = new kms.Key(this, 'NotificationKey', {
@@ -225,8 +280,8 @@ export class EksLbDoctorStack extends Stack {
             resources: ['*'],
           }),
           new iam.PolicyStatement({
-            sid: 'DiagnoseFunctionPublishesToTopic',
-            principals: [new iam.ArnPrincipal(role.roleArn)],
+            sid: 'FunctionsPublishToTopic',
+            principals: [role, ...(remediateRole ? [remediateRole] : [])].map((r) => new iam.ArnPrincipal(r.roleArn)),
             actions: ['kms:GenerateDataKey', 'kms:Decrypt'],
             resources: ['*'],
             conditions: { StringEquals: { 'kms:ViaService': `sns.${region}.amazonaws.com` } },
@@ -253,44 +308,45 @@ export class EksLbDoctorStack extends Stack {
     });
 
     // A separate policy: the key policy names the role, so the role cannot name the key.
-    const notifyPolicy = new iam.Policy(this, 'DiagnoseNotifyPolicy', {
-      policyName: 'notify',
-      roles: [role],
-      statements: [
-        new iam.PolicyStatement({ sid: 'PublishToOwnTopic', actions: ['sns:Publish'], resources: [topic.topicArn] }),
-        new iam.PolicyStatement({
-          sid: 'UseTopicKey',
-          actions: ['kms:GenerateDataKey', 'kms:Decrypt'],
-          resources: [key.keyArn],
+    const notifyPolicy = (id: string, r: iam.Role) =>
+      pin(
+        new iam.Policy(this, id, {
+          policyName: 'notify',
+          roles: [r],
+          statements: [
+            new iam.PolicyStatement({ sid: 'PublishToOwnTopic', actions: ['sns:Publish'], resources: [topic.topicArn] }),
+            new iam.PolicyStatement({
+              sid: 'UseTopicKey',
+              actions: ['kms:GenerateDataKey', 'kms:Decrypt'],
+              resources: [key.keyArn],
+            }),
+          ],
         }),
-      ],
-    });
-
-    pin(notifyPolicy, 'DiagnoseNotifyPolicy');
-
-    // ------------------------------------------------------------ remediate (placeholder)
-    // No remediate function code yet: only its role (no AWS permissions; Kubernetes rights
-    // come from the access entries below and the eks-lb-doctor-remediate RBAC).
-    const remediateRole = remediateEnabled
-      ? new iam.Role(this, 'RemediateRole', { assumedBy: lambdaTrust })
-      : undefined;
-    if (remediateRole) pin(remediateRole, 'RemediateRole');
+        id,
+      );
+    notifyPolicy('DiagnoseNotifyPolicy', role);
+    if (remediateRole) notifyPolicy('RemediateNotifyPolicy', remediateRole);
 
     // One eks:DescribeCluster grant and one access entry per cluster.
+    const describeCluster = (id: string, r: iam.Role, cluster: string) =>
+      pin(
+        new iam.Policy(this, id, {
+          policyName: `describe-cluster-${cluster}`,
+          roles: [r],
+          statements: [
+            new iam.PolicyStatement({
+              sid: 'ClusterEndpointAndCa',
+              actions: ['eks:DescribeCluster'],
+              resources: [`arn:${partition}:eks:${region}:${account}:cluster/${cluster}`],
+            }),
+          ],
+        }),
+        id,
+      );
     for (const cluster of props.clusterNames) {
       const cid = idOf(cluster);
-      const describe = new iam.Policy(this, `DiagnoseDescribeCluster${cid}`, {
-        policyName: `describe-cluster-${cluster}`,
-        roles: [role],
-        statements: [
-          new iam.PolicyStatement({
-            sid: 'ClusterEndpointAndCa',
-            actions: ['eks:DescribeCluster'],
-            resources: [`arn:${partition}:eks:${region}:${account}:cluster/${cluster}`],
-          }),
-        ],
-      });
-      pin(describe, `DiagnoseDescribeCluster${cid}`);
+      describeCluster(`DiagnoseDescribeCluster${cid}`, role, cluster);
+      if (remediateRole) describeCluster(`RemediateDescribeCluster${cid}`, remediateRole, cluster);
       new eks.CfnAccessEntry(this, `DiagnoseAccessEntry${cid}`, {
         clusterName: cluster,
         principalArn: role.roleArn,
@@ -305,7 +361,8 @@ export class EksLbDoctorStack extends Stack {
           clusterName: cluster,
           principalArn: remediateRole.roleArn,
           type: 'STANDARD',
-          kubernetesGroups: ['eks-lb-doctor-remediate'],
+          // It re-diagnoses before it writes: the read group too.
+          kubernetesGroups: ['eks-lb-doctor-diagnose', 'eks-lb-doctor-remediate'],
         });
       }
     }
@@ -333,30 +390,42 @@ export class EksLbDoctorStack extends Stack {
         FIX_MODE: fixMode,
         ALLOWED_NAMESPACES: props.allowedNamespaces ?? '',
         NOTIFY_ON_RECOVERY: String(props.notifyOnRecovery ?? false),
+        // Set below when the remediate function exists.
+        REMEDIATE_FUNCTION_NAME: '',
       },
     };
-    const fn: lambda.Function = props.skipBuild
-      ? new lambda.Function(this, 'DiagnoseFunction', {
-          ...functionProps,
-          runtime: lambda.Runtime.PROVIDED_AL2023,
-          handler: 'bootstrap',
-          // Inline code is not allowed for provided.*: a placeholder S3 object (no lookup).
-          code: lambda.Code.fromBucket(
-            s3.Bucket.fromBucketName(this, 'SkipBuildPlaceholderBucket', 'skip-build-placeholder-do-not-deploy'),
-            'diagnose.zip',
-          ),
-        })
-      : new RustFunction(this, 'DiagnoseFunction', {
-          ...functionProps,
-          manifestPath: props.manifestPath ?? path.join(__dirname, '..', '..', '..', 'functions', 'diagnose', 'Cargo.toml'),
-          binaryName: 'diagnose',
-          runtime: 'provided.al2023',
-        });
-    pin(fn, 'DiagnoseFunction');
-    if (hasVpcConfig) {
-      // Escape hatch: the L2 wants an IVpc (a lookup); the SAM template takes plain ids.
-      (fn.node.defaultChild as lambda.CfnFunction).vpcConfig = { subnetIds, securityGroupIds };
-    }
+    // A cargo-lambda RustFunction for one binary of the workspace, or (skipBuild: offline
+    // synth in CI) a placeholder that builds nothing.
+    const placeholderBucket = props.skipBuild
+      ? s3.Bucket.fromBucketName(this, 'SkipBuildPlaceholderBucket', 'skip-build-placeholder-do-not-deploy')
+      : undefined;
+    const rustFunction = (id: string, binary: string, fprops: lambda.FunctionOptions): lambda.Function => {
+      const made: lambda.Function = placeholderBucket
+        ? new lambda.Function(this, id, {
+            ...fprops,
+            runtime: lambda.Runtime.PROVIDED_AL2023,
+            handler: 'bootstrap',
+            // Inline code is not allowed for provided.*: a placeholder S3 object (no lookup).
+            code: lambda.Code.fromBucket(placeholderBucket, `${binary}.zip`),
+          })
+        : new RustFunction(this, id, {
+            ...fprops,
+            manifestPath: path.join(props.functionsDir ?? path.join(__dirname, '..', '..', '..', 'functions'), binary, 'Cargo.toml'),
+            binaryName: binary,
+            runtime: 'provided.al2023',
+          });
+      pin(made, id);
+      if (hasVpcConfig) {
+        // Escape hatch: the L2 wants an IVpc (a lookup); the SAM template takes plain ids.
+        (made.node.defaultChild as lambda.CfnFunction).vpcConfig = { subnetIds, securityGroupIds };
+      }
+      Validations.of(made).acknowledge({
+        id: 'AwsSolutions-L1',
+        reason: 'provided.al2023 (OS-only runtime for the Rust binary) is the latest runtime for custom code.',
+      });
+      return made;
+    };
+    const fn = rustFunction('DiagnoseFunction', 'diagnose', functionProps);
     // EventInvokeConfig written as L1: the L2 onFailure destination would call
     // queue.grantSendMessages() (adds sqs:GetQueue* too); sqs:SendMessage is granted above.
     new lambda.CfnEventInvokeConfig(this, 'DiagnoseFunctionEventInvokeConfig', {
@@ -366,10 +435,36 @@ export class EksLbDoctorStack extends Stack {
       maximumEventAgeInSeconds: 3600,
       destinationConfig: { onFailure: { destination: failedQueue.queueArn } },
     });
-    Validations.of(fn).acknowledge({
-      id: 'AwsSolutions-L1',
-      reason: 'provided.al2023 (OS-only runtime for the Rust binary) is the latest runtime for custom code.',
-    });
+
+    // ------------------------------------------------------------ remediate function
+    if (remediateRole && remediateLogGroup) {
+      const remediateFn = rustFunction('RemediateFunction', 'remediate', {
+        description: 'one approved eks-lb-doctor fix -> re-diagnosis -> guarded write -> SNS / Slack',
+        architecture: lambda.Architecture.ARM_64,
+        memorySize: 256,
+        timeout: Duration.seconds(120),
+        role: remediateRole.withoutPolicyUpdates(),
+        // One approval at a time: writes never race each other.
+        reservedConcurrentExecutions: 1,
+        loggingFormat: lambda.LoggingFormat.JSON,
+        applicationLogLevelV2: lambda.ApplicationLogLevel.INFO,
+        systemLogLevelV2: lambda.SystemLogLevel.WARN,
+        logGroup: remediateLogGroup,
+        environment: {
+          SNS_TOPIC_ARN: topic.topicArn,
+          SLACK_WEBHOOK_SECRET_ARN: slackSecret,
+          ALLOWED_ACCOUNTS: account,
+          ALLOWED_CLUSTERS: props.allowedClusters || props.clusterNames.join(','),
+          FIX_MODE: fixMode,
+          ALLOWED_NAMESPACES: props.allowedNamespaces ?? '',
+        },
+      });
+      fn.addEnvironment('REMEDIATE_FUNCTION_NAME', remediateFn.functionName);
+      new CfnOutput(this, 'RemediateFunctionName', {
+        description: 'Approve a fix with aws lambda invoke --function-name <this> (the report prints the command)',
+        value: remediateFn.functionName,
+      });
+    }
 
     const alarmName = prefix ? [{ prefix }] : undefined;
     const alarmRule = new events.Rule(this, 'AlarmStateChangeRule', {
