@@ -10,6 +10,7 @@ use doctor::fix::apply::{self as fix_apply, Writers};
 use doctor::fix::{self, FixMode, FixPolicy, FixStatus};
 use doctor::gather::aws::AwsClients;
 use doctor::gather::eks_auth::ClusterClients;
+use doctor::gather::probe::{replay, ReplayOptions};
 use doctor::gather::{gather, KubeAccess, Limits};
 use doctor::notify::{self, Delivery};
 use doctor::trigger::{self, Alarm, MetricRef, Trigger, TriggerError};
@@ -38,6 +39,9 @@ pub struct Settings {
     pub fix_mode_error: Option<String>,
     /// REMEDIATE_FUNCTION_NAME: where a person approves an approval-only fix.
     pub remediate_function: Option<String>,
+    /// HEALTH_CHECK_REPLAY: replay each target's health check from the function (it must run
+    /// in the VPC, with the targets admitting its security group on the health-check port).
+    pub health_check_replay: bool,
     /// Kept free at the end of the invocation for notifications.
     pub deadline_margin: Duration,
 }
@@ -77,6 +81,7 @@ impl Settings {
             },
             fix_mode_error: fix_mode.err(),
             remediate_function: nonempty("REMEDIATE_FUNCTION_NAME"),
+            health_check_replay: flag("HEALTH_CHECK_REPLAY"),
             deadline_margin: Duration::from_millis(
                 get("DEADLINE_MARGIN_MS").and_then(|v| v.parse().ok()).unwrap_or(3000),
             ),
@@ -273,7 +278,7 @@ pub async fn handle(ctx: &Ctx, event: LambdaEvent<Value>) -> Result<Value, Handl
     let mut deliveries = Vec::new();
     for (tg, cluster) in targets {
         let limits = limits(event.context.deadline(), s.deadline_margin);
-        let snapshot = gather(&ctx.aws, KubeAccess::Eks(&ctx.clusters), &tg, cluster, limits).await;
+        let snapshot = gather_snapshot(ctx, &tg, cluster, limits).await;
         let mut report = doctor::diagnose(&snapshot);
         if let Some(cluster) = &report.cluster {
             if !s.allowed_clusters.is_empty() && !s.allowed_clusters.contains(cluster) {
@@ -306,6 +311,21 @@ pub async fn handle(ctx: &Ctx, event: LambdaEvent<Value>) -> Result<Value, Handl
         reports.push(serde_json::to_value(&report).unwrap_or(Value::Null));
     }
     Ok(json!({ "status": "diagnosed", "alarm": alarm, "reports": reports, "deliveries": deliveries }))
+}
+
+/// Gathers the Snapshot for one target group, with the health-check replay when the
+/// deployment turned it on.
+pub async fn gather_snapshot(
+    ctx: &Ctx,
+    tg: &TargetGroupArn,
+    cluster: Option<String>,
+    limits: Limits,
+) -> doctor::Snapshot {
+    let mut snapshot = gather(&ctx.aws, KubeAccess::Eks(&ctx.clusters), tg, cluster, limits).await;
+    if ctx.settings.health_check_replay {
+        snapshot.probe = replay(&snapshot, &ReplayOptions::default(), &limits).await;
+    }
+    snapshot
 }
 
 /// Plans the catalogue fixes the report offers and, as FIX_MODE allows, runs them through

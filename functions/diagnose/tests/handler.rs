@@ -117,6 +117,8 @@ fn settings_read_the_environment_shape() {
     assert_eq!(s.slack_ssm_parameter, None);
     assert_eq!(s.fix.mode, FixMode::Off, "report-only unless FIX_MODE says otherwise");
     assert!(s.fix.allowed_namespaces.is_empty() && s.fix_mode_error.is_none());
+    assert!(!s.health_check_replay, "the replay is opt-in");
+    assert!(Settings::from_lookup(|k| (k == "HEALTH_CHECK_REPLAY").then(|| "true".into())).health_check_replay);
 }
 
 #[test]

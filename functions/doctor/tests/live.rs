@@ -194,8 +194,8 @@ async fn every_scenario_served_live_diagnoses_like_its_dump_and_collect_round_tr
         )
         .await;
         let live = doctor::diagnose(&snapshot);
-        // The health-check replay (probe.json) is not part of live gathering yet: compare
-        // with the dump as it would be without it.
+        // gather() does not replay health checks (the caller opts in; see
+        // health_check_replay_reproduces_the_recorded_results): compare without probe.json.
         let mut dumped = doctor::dump::load(scenario).unwrap();
         dumped.probe = snapshot.probe.clone();
         let offline = doctor::diagnose(&dumped);
@@ -634,4 +634,141 @@ async fn catalogue_fixes_run_every_guard_against_the_live_api() {
         "{:?}",
         checks_of(&after)
     );
+}
+
+/// A local stand-in for one target's health-check endpoint, reproducing one recorded
+/// replay result: an HTTP status, a connection that never answers, or a refused port.
+struct TargetServer {
+    addr: std::net::SocketAddr,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    _task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TargetServer {
+    async fn start(recorded: &Value) -> TargetServer {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let outcome = recorded["outcome"].as_str().unwrap().to_string();
+        if outcome == "refused" {
+            drop(listener); // nothing listens on the port any more
+            return TargetServer {
+                addr,
+                requests,
+                _task: None,
+            };
+        }
+        let status = recorded["statusCode"].as_u64().unwrap_or(200);
+        let seen = requests.clone();
+        let task = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut buf = vec![0u8; 4096];
+                let n = stream.read(&mut buf).await.unwrap_or(0);
+                seen.lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&buf[..n]).into_owned());
+                if outcome == "timeout" {
+                    held.push(stream); // accepted, never answered
+                    continue;
+                }
+                let reply = format!("HTTP/1.1 {status} Recorded\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                let _ = stream.write_all(reply.as_bytes()).await;
+            }
+        });
+        TargetServer {
+            addr,
+            requests,
+            _task: Some(task),
+        }
+    }
+}
+
+/// The health-check replay, live: every scenario with a recorded `probe.json` is served, each
+/// target's health-check endpoint is a local server reproducing its recorded result (the
+/// scenario's own addresses are only keys of the redirect table, never connected to), and
+/// the replay must find what was recorded and lead to the same diagnosis as the dump.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_check_replay_reproduces_the_recorded_results() {
+    use doctor::gather::probe::{replay, ReplayOptions};
+    use doctor::snapshot::Collected;
+    use std::collections::BTreeMap;
+
+    let with_probe: Vec<PathBuf> = scenarios()
+        .into_iter()
+        .filter(|s| s.join("probe.json").exists())
+        .collect();
+    assert!(with_probe.len() >= 3, "{with_probe:?}");
+    let mut world = World::new(&with_probe[0]).await;
+    let clients = ClusterClients::new();
+    for scenario in &with_probe {
+        let name = scenario.file_name().unwrap().to_string_lossy().into_owned();
+        let recorded: Value =
+            serde_json::from_str(&std::fs::read_to_string(scenario.join("probe.json")).unwrap()).unwrap();
+        let recorded = recorded["results"].as_array().unwrap().clone();
+        let mut servers = Vec::new();
+        let mut table = BTreeMap::new();
+        for r in &recorded {
+            let target: std::net::SocketAddr = format!("{}:{}", r["address"].as_str().unwrap(), r["port"])
+                .parse()
+                .unwrap();
+            let server = TargetServer::start(r).await;
+            table.insert(target, server.addr);
+            servers.push((target, server));
+        }
+        let arn = world.serve(scenario);
+        let limits = Limits::within(Duration::from_secs(30));
+        let mut snapshot = gather(&world.aws, KubeAccess::Eks(&clients), &arn, None, limits).await;
+        // Without a table entry nothing is replayed: the safety net for scenario addresses.
+        let none = ReplayOptions {
+            redirect: Some(BTreeMap::new()),
+            ..ReplayOptions::default()
+        };
+        assert!(
+            matches!(replay(&snapshot, &none, &limits).await, Collected::NotCollected(ref why) if why.contains("no local test server")),
+            "{name}"
+        );
+        let options = ReplayOptions {
+            timeout: Some(Duration::from_millis(400)),
+            redirect: Some(table),
+            ..ReplayOptions::default()
+        };
+        snapshot.probe = replay(&snapshot, &options, &limits).await;
+        let results = snapshot.probe.items().unwrap_or_else(|why| panic!("{name}: {why}"));
+        assert_eq!(results.len(), recorded.len(), "{name}: {results:#?}");
+        for r in &recorded {
+            let got = results
+                .iter()
+                .find(|p| p.target_id == r["targetId"].as_str().unwrap())
+                .unwrap_or_else(|| panic!("{name}: {} not replayed", r["targetId"]));
+            assert_eq!(json!(got.outcome), r["outcome"], "{name}: {got:#?}");
+            assert_eq!(
+                got.status_code.map(u64::from),
+                r["statusCode"].as_u64(),
+                "{name}: {got:#?}"
+            );
+            assert_eq!(got.path.as_deref(), r["path"].as_str(), "{name}");
+        }
+        // The load balancer's request, as the target saw it.
+        for (target, server) in &servers {
+            for request in server.requests.lock().unwrap().iter() {
+                assert!(
+                    request.to_ascii_lowercase().contains(&format!("host: {target}")),
+                    "{request}"
+                );
+                assert!(request.contains("ELB-HealthChecker/2.0"), "{request}");
+            }
+        }
+        let live = doctor::diagnose(&snapshot);
+        let offline = doctor::diagnose(&doctor::dump::load(scenario).unwrap());
+        let outline = |r: &doctor::Report| -> Vec<Value> {
+            r.findings
+                .iter()
+                .map(|f| json!([f.check, f.severity, f.resource, f.explained_by]))
+                .collect()
+        };
+        assert_eq!(outline(&live), outline(&offline), "{name}");
+        assert_eq!(live.root_cause, offline.root_cause, "{name}");
+    }
 }

@@ -7,10 +7,9 @@
 //! It reuses the diagnose function's settings and clients ([`diagnose_fn::Ctx`]); its own
 //! IAM role adds the one AWS write an approval-only fix needs.
 
-use diagnose_fn::{deliver, limits, run_fixes, Ctx, Outgoing};
+use diagnose_fn::{deliver, gather_snapshot, limits, run_fixes, Ctx, Outgoing};
 use doctor::arn::TargetGroupArn;
 use doctor::fix::{catalogue_fix, FixMode, CATALOGUE};
-use doctor::gather::{gather, KubeAccess};
 use doctor::notify;
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde::Deserialize;
@@ -87,14 +86,7 @@ pub async fn handle(ctx: &Ctx, event: LambdaEvent<Value>) -> Result<Value, Remed
         return refuse(format!("account {} is not in ALLOWED_ACCOUNTS", tg.account));
     }
     let limits = limits(event.context.deadline(), s.deadline_margin);
-    let snapshot = gather(
-        &ctx.aws,
-        KubeAccess::Eks(&ctx.clusters),
-        &tg,
-        approval.cluster.clone(),
-        limits,
-    )
-    .await;
+    let snapshot = gather_snapshot(ctx, &tg, approval.cluster.clone(), limits).await;
     let mut report = doctor::diagnose(&snapshot);
     if let Some(cluster) = &report.cluster {
         if !s.allowed_clusters.is_empty() && !s.allowed_clusters.contains(cluster) {

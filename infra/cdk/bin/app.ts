@@ -2,6 +2,7 @@
 // eks-lb-doctor CDK app. Context values (cdk.json or -c key=value) replace the SAM parameters:
 //   clusterNames (required, comma-separated), allowedClusters, allowedNamespaces,
 //   slackWebhookSecretArn, fixMode (off|dry-run|auto), notifyOnRecovery (true|false),
+//   healthCheckReplay (true|false; only with subnetIds / securityGroupIds),
 //   alarmNamePrefix, subnetIds, securityGroupIds (comma-separated), reservedConcurrency,
 //   logRetentionDays, stackName, skipBundling (see below), skipBuild (true = plain Function
 //   with placeholder S3 code instead of RustFunction; fallback, synth only).
@@ -54,6 +55,7 @@ new EksLbDoctorStack(app, ctx('stackName', 'eks-lb-doctor'), {
   slackWebhookSecretArn: ctx('slackWebhookSecretArn'),
   fixMode: oneOf<FixMode>('fixMode', ['off', 'dry-run', 'auto'], 'off'),
   notifyOnRecovery: oneOf('notifyOnRecovery', ['true', 'false'], 'false') === 'true',
+  healthCheckReplay: oneOf('healthCheckReplay', ['true', 'false'], 'false') === 'true',
   alarmNamePrefix: ctx('alarmNamePrefix'),
   subnetIds: list('subnetIds'),
   securityGroupIds: list('securityGroupIds'),

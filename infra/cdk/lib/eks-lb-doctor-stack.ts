@@ -38,6 +38,8 @@ export interface EksLbDoctorProps extends StackProps {
   readonly securityGroupIds?: string[];
   readonly reservedConcurrency?: number;
   readonly logRetentionDays?: number;
+  /** HEALTH_CHECK_REPLAY, only in a VPC (SAM: HealthCheckReplay). */
+  readonly healthCheckReplay?: boolean;
   /** The repository's functions/ directory (each function's Cargo.toml is under it). */
   readonly functionsDir?: string;
   /**
@@ -392,6 +394,7 @@ export class EksLbDoctorStack extends Stack {
         NOTIFY_ON_RECOVERY: String(props.notifyOnRecovery ?? false),
         // Set below when the remediate function exists.
         REMEDIATE_FUNCTION_NAME: '',
+        HEALTH_CHECK_REPLAY: String(hasVpcConfig && (props.healthCheckReplay ?? false)),
       },
     };
     // A cargo-lambda RustFunction for one binary of the workspace, or (skipBuild: offline
@@ -457,6 +460,7 @@ export class EksLbDoctorStack extends Stack {
           ALLOWED_CLUSTERS: props.allowedClusters || props.clusterNames.join(','),
           FIX_MODE: fixMode,
           ALLOWED_NAMESPACES: props.allowedNamespaces ?? '',
+          HEALTH_CHECK_REPLAY: String(hasVpcConfig && (props.healthCheckReplay ?? false)),
         },
       });
       fn.addEnvironment('REMEDIATE_FUNCTION_NAME', remediateFn.functionName);

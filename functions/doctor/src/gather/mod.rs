@@ -6,6 +6,7 @@
 pub mod aws;
 pub mod eks_auth;
 pub mod kube;
+pub mod probe;
 
 use std::collections::BTreeMap;
 use std::future::Future;
