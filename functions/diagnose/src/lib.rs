@@ -276,6 +276,8 @@ pub async fn handle(ctx: &Ctx, event: LambdaEvent<Value>) -> Result<Value, Handl
     }
     let mut reports = Vec::new();
     let mut deliveries = Vec::new();
+    // A composite alarm can name several target groups: the cap is per invocation.
+    let mut writes_left = s.fix.max_writes;
     for (tg, cluster) in targets {
         let limits = limits(event.context.deadline(), s.deadline_margin);
         let snapshot = gather_snapshot(ctx, &tg, cluster, limits).await;
@@ -290,8 +292,14 @@ pub async fn handle(ctx: &Ctx, event: LambdaEvent<Value>) -> Result<Value, Handl
         if let Some(why) = &s.fix_mode_error {
             report.notes.push(format!("fixes off: {why}"));
         }
-        let alarm_name = alarm.as_ref().map(|a| a.name.as_str());
-        run_fixes(ctx, &snapshot, &mut report, alarm_name, &tg, &limits, None).await;
+        let run = FixRun {
+            tg: &tg,
+            alarm: alarm.as_ref().map(|a| a.name.as_str()),
+            limits: &limits,
+            approved: None,
+            writes_left,
+        };
+        writes_left = writes_left.saturating_sub(run_fixes(ctx, &snapshot, &mut report, run).await);
         let delivered = notify_report(ctx, &report, alarm.as_ref(), &tg).await;
         let failures = delivered.iter().filter(|d| !d.ok).count();
         tracing::info!(
@@ -328,21 +336,35 @@ pub async fn gather_snapshot(
     snapshot
 }
 
+/// One fix run: for which target group, why, and within what.
+pub struct FixRun<'a> {
+    pub tg: &'a TargetGroupArn,
+    /// The alarm name (or "approved by ..."), recorded in the cooldown annotation.
+    pub alarm: Option<&'a str>,
+    pub limits: &'a Limits,
+    /// The remediate function: only this fix, a person's approval standing in for
+    /// `unattended`; only then is an EC2 writer passed.
+    pub approved: Option<&'a str>,
+    /// Writes still allowed in this invocation (MAX_FIX_WRITES less those already made).
+    pub writes_left: usize,
+}
+
 /// Plans the catalogue fixes the report offers and, as FIX_MODE allows, runs them through
 /// every guard; when something was written, re-reads target health until healthy or the
-/// verification time is spent. The outcome of each lands in `report.fixes`. `approved` (the
-/// remediate function) limits it to that fix and stands in for a person's approval; only
-/// then is an EC2 writer passed.
-pub async fn run_fixes(
-    ctx: &Ctx,
-    snapshot: &doctor::Snapshot,
-    report: &mut Report,
-    alarm: Option<&str>,
-    tg: &TargetGroupArn,
-    limits: &Limits,
-    approved: Option<&str>,
-) {
-    let policy = &ctx.settings.fix;
+/// verification time is spent. The outcome of each lands in `report.fixes`. Returns the
+/// number of writes attempted (each counts against MAX_FIX_WRITES, whatever its outcome).
+pub async fn run_fixes(ctx: &Ctx, snapshot: &doctor::Snapshot, report: &mut Report, run: FixRun<'_>) -> usize {
+    let FixRun {
+        tg,
+        alarm,
+        limits,
+        approved,
+        writes_left,
+    } = run;
+    let policy = &FixPolicy {
+        max_writes: writes_left,
+        ..ctx.settings.fix.clone()
+    };
     let mut fixes = fix::plan(report, policy, approved);
     if let Some(function) = &ctx.settings.remediate_function {
         for f in fixes.iter_mut().filter(|f| f.status == FixStatus::AwaitingApproval) {
@@ -382,7 +404,12 @@ pub async fn run_fixes(
             }
         }
     }
+    let attempted = fixes
+        .iter()
+        .filter(|f| f.status != FixStatus::NotAllowed && f.status != FixStatus::AwaitingApproval)
+        .count();
     report.fixes = fixes;
+    attempted
 }
 
 /// A composite alarm's triggering children, through `cloudwatch:DescribeAlarms`, to the

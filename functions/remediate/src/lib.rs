@@ -7,7 +7,7 @@
 //! It reuses the diagnose function's settings and clients ([`diagnose_fn::Ctx`]); its own
 //! IAM role adds the one AWS write an approval-only fix needs.
 
-use diagnose_fn::{deliver, gather_snapshot, limits, run_fixes, Ctx, Outgoing};
+use diagnose_fn::{deliver, gather_snapshot, limits, run_fixes, Ctx, FixRun, Outgoing};
 use doctor::arn::TargetGroupArn;
 use doctor::fix::{catalogue_fix, FixMode, CATALOGUE};
 use doctor::notify;
@@ -94,16 +94,14 @@ pub async fn handle(ctx: &Ctx, event: LambdaEvent<Value>) -> Result<Value, Remed
         }
     }
     let approved_as = format!("approved by {}", approval.approved_by.trim());
-    run_fixes(
-        ctx,
-        &snapshot,
-        &mut report,
-        Some(&approved_as),
-        &tg,
-        &limits,
-        Some(&approval.fix_id),
-    )
-    .await;
+    let run = FixRun {
+        tg: &tg,
+        alarm: Some(&approved_as),
+        limits: &limits,
+        approved: Some(&approval.fix_id),
+        writes_left: s.fix.max_writes,
+    };
+    run_fixes(ctx, &snapshot, &mut report, run).await;
     let (status, detail) = match report.fixes.first() {
         Some(f) => (
             serde_json::to_value(f.status)
