@@ -199,3 +199,19 @@ fn missing_files_are_not_collected_not_errors() {
     assert!(inconclusive.iter().any(|i| i["check"] == "network-acl-blocks-traffic"));
     assert!(inconclusive.iter().any(|i| i["check"] == "pod-not-ready"));
 }
+
+#[test]
+fn fix_options_are_checked_before_anything_is_contacted() {
+    let arn = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web/0123456789abcdef";
+    let off = run(&["diagnose", "--target-group", arn, "--approve", "set-target-port"]);
+    assert_bad_input(&off, "--approve needs --fix dry-run or --fix auto");
+    let unknown = run(&["diagnose", "--target-group", arn, "--fix", "auto", "--approve", "rm-rf"]);
+    assert_bad_input(
+        &unknown,
+        "--approve rm-rf: not a catalogue fix (set-external-traffic-policy-cluster",
+    );
+    // Fixes need the live APIs: never on a dump.
+    let on_dump = diagnose(&scenario("healthy"), &["--fix", "auto"]);
+    assert_eq!(on_dump.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&on_dump.stderr).contains("cannot be used with"));
+}

@@ -396,6 +396,26 @@ async fn faults_become_not_collected_and_aws_findings_survive() {
         .any(|i| i.reason.contains("target group does not exist")));
 }
 
+/// Runs the CLI against moto (credentials and region of the test); it must succeed.
+fn cli(aws_endpoint: &str, args: &[&str]) -> Vec<u8> {
+    let out = Command::new(env!("CARGO_BIN_EXE_eks-lb-doctor"))
+        .args(args)
+        .env("AWS_ENDPOINT_URL", aws_endpoint)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_PROFILE")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 /// The CLI end to end on the live stand-ins: `diagnose --target-group` with EKS
 /// authentication and with a kubeconfig, and `collect` then `diagnose --dump`, all agree.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -424,24 +444,7 @@ async fn cli_live_modes_and_collect_agree() {
         ),
     )
     .unwrap();
-    let run = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_eks-lb-doctor"))
-            .args(args)
-            .env("AWS_ENDPOINT_URL", &endpoint)
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env_remove("AWS_PROFILE")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out.stdout
-    };
+    let run = |args: &[&str]| cli(&endpoint, args);
     let findings = |stdout: Vec<u8>| -> Value {
         let report: Value = serde_json::from_slice(&stdout).unwrap();
         report["findings"].clone()
@@ -771,4 +774,95 @@ async fn health_check_replay_reproduces_the_recorded_results() {
         assert_eq!(outline(&live), outline(&offline), "{name}");
         assert_eq!(live.root_cause, offline.root_cause, "{name}");
     }
+}
+
+/// `eks-lb-doctor diagnose --fix` from a laptop: dry run writes nothing, no allowed namespace
+/// means no fix, auto applies it (EKS authentication), and the next run finds the fault gone;
+/// an approval-only fix runs only with --approve.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_fix_modes() {
+    let scenario = repo().join("tests/scenarios/external-traffic-policy-local");
+    let mut world = World::new(&scenario).await;
+    let arn = world.serve(&scenario).to_string();
+    let endpoint = world.moto.ready["endpoint"].as_str().unwrap().to_string();
+    let report = |extra: &[&str]| -> Value {
+        let mut args = vec![
+            "diagnose",
+            "--target-group",
+            &arn,
+            "--output",
+            "json",
+            "--verify-seconds",
+            "0",
+        ];
+        args.extend_from_slice(extra);
+        serde_json::from_slice(&cli(&endpoint, &args)).unwrap()
+    };
+    let statuses = |r: &Value| -> Vec<(String, String)> {
+        r["fixes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                (
+                    f["fixId"].as_str().unwrap().into(),
+                    f["status"].as_str().unwrap().into(),
+                )
+            })
+            .collect()
+    };
+    let fix = "set-external-traffic-policy-cluster".to_string();
+    assert_eq!(statuses(&report(&[])), vec![], "report only by default");
+    assert_eq!(
+        statuses(&report(&["--fix", "auto"])),
+        vec![(fix.clone(), "not-allowed".into())]
+    );
+    let dry = report(&["--fix", "dry-run", "--allow-namespace", "default"]);
+    assert_eq!(statuses(&dry), vec![(fix.clone(), "dry-run-passed".into())], "{dry:#}");
+    assert_eq!(
+        report(&[])["rootCause"],
+        "external-traffic-policy-local",
+        "the dry run wrote nothing"
+    );
+    let applied = report(&["--fix", "auto", "--allow-namespace", "default"]);
+    assert_eq!(statuses(&applied), vec![(fix.clone(), "applied".into())], "{applied:#}");
+    assert!(applied["fixes"][0]["verification"].is_string());
+    let after = report(&[]);
+    assert!(
+        !after["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["check"] == "external-traffic-policy-local"),
+        "{after:#}"
+    );
+
+    // Approval-only: offered, and applied only when approved.
+    let sg = repo().join("tests/scenarios/security-group-blocks-health-check");
+    let arn = world.serve(&sg).to_string();
+    let run = |extra: &[&str]| -> Value {
+        let mut args = vec![
+            "diagnose",
+            "--target-group",
+            &arn,
+            "--output",
+            "json",
+            "--verify-seconds",
+            "0",
+        ];
+        args.extend_from_slice(extra);
+        serde_json::from_slice(&cli(&endpoint, &args)).unwrap()
+    };
+    let rule = "authorize-health-check-ingress".to_string();
+    assert_eq!(
+        statuses(&run(&["--fix", "auto"])),
+        vec![(rule.clone(), "awaiting-approval".into())]
+    );
+    let approved = run(&["--fix", "auto", "--approve", &rule]);
+    assert_eq!(
+        statuses(&approved),
+        vec![(rule.clone(), "applied".into())],
+        "{approved:#}"
+    );
+    assert_ne!(run(&[])["rootCause"], "security-group-blocks-health-check");
 }

@@ -24,6 +24,8 @@ enum Command {
         dump: Option<PathBuf>,
         #[command(flatten)]
         live: LiveArgs,
+        #[command(flatten)]
+        fix: FixArgs,
         #[arg(long, value_enum, default_value_t = Output::Text)]
         output: Output,
         /// Exit with 1 when a finding at or above this severity is reported.
@@ -67,6 +69,31 @@ struct LiveArgs {
     timeout: u64,
 }
 
+/// Safe fixes (live only; README "Safe fixes"). Nothing is written unless `--fix auto`.
+#[derive(clap::Args)]
+struct FixArgs {
+    /// off: report only. dry-run: every guard and the API server's dry run, no write.
+    /// auto: apply the unattended catalogue fixes (and the one given with --approve).
+    #[arg(long = "fix", value_enum, default_value_t = FixModeArg::Off, conflicts_with = "dump")]
+    mode: FixModeArg,
+    /// Namespace a fix may change (repeatable; `*` = all). Without one, no Kubernetes fix runs.
+    #[arg(long = "allow-namespace", value_name = "NAMESPACE")]
+    allow_namespaces: Vec<String>,
+    /// Approve this approval-only fix ID (you are the person approving it).
+    #[arg(long, value_name = "FIX_ID")]
+    approve: Option<String>,
+    /// After a write, re-read target health for up to this many seconds.
+    #[arg(long, default_value_t = 45)]
+    verify_seconds: u64,
+}
+
+#[derive(Clone, Copy, PartialEq, ValueEnum)]
+enum FixModeArg {
+    Off,
+    DryRun,
+    Auto,
+}
+
 #[derive(Clone, Copy, PartialEq, ValueEnum)]
 enum KubeAuth {
     /// eks:DescribeCluster and a presigned STS token, like `aws eks get-token`.
@@ -102,21 +129,23 @@ fn main() -> ExitCode {
         Command::Diagnose {
             dump,
             live,
+            fix,
             output,
             fail_on,
         } => {
-            let snapshot = match dump {
-                Some(dump) => doctor::dump::load(&dump).map_err(|e| e.to_string()),
-                None => run_async(gather(&live)),
+            let report = match dump {
+                Some(dump) => doctor::dump::load(&dump)
+                    .map(|snapshot| doctor::diagnose(&snapshot))
+                    .map_err(|e| e.to_string()),
+                None => run_async(diagnose_live(&live, &fix)),
             };
-            let snapshot = match snapshot {
-                Ok(s) => s,
+            let report = match report {
+                Ok(r) => r,
                 Err(e) => {
                     eprintln!("eks-lb-doctor: {e}");
                     return ExitCode::from(EXIT_BAD_INPUT);
                 }
             };
-            let report = doctor::diagnose(&snapshot);
             match output {
                 Output::Json => println!("{}", report.to_json()),
                 Output::Text => print!("{}", report.to_text()),
@@ -131,7 +160,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Collect { live, out } => {
-            let written = run_async(gather(&live))
+            let written = run_async(async { Ok(Session::open(&live).await?.gather().await) })
                 .and_then(|snapshot| doctor::collect::write_dump(&snapshot, &out).map_err(|e| e.to_string()));
             match written {
                 Ok(()) => {
@@ -159,24 +188,122 @@ fn run_async<T>(fut: impl std::future::Future<Output = Result<T, String>>) -> Re
         .block_on(fut)
 }
 
-async fn gather(live: &LiveArgs) -> Result<doctor::Snapshot, String> {
-    let Some(arn_text) = live.target_group.as_deref() else {
-        return Err("give --dump DIR or --target-group ARN".into());
-    };
-    let arn = doctor::arn::TargetGroupArn::parse(arn_text).map_err(|e| e.to_string())?;
-    let config = doctor::gather::aws::load_config(Some(arn.region.clone())).await;
-    let aws = doctor::gather::aws::AwsClients::new(&config);
-    let limits = doctor::gather::Limits::within(std::time::Duration::from_secs(live.timeout));
-    let eks_clients = doctor::gather::eks_auth::ClusterClients::new();
-    let access = if live.kubeconfig.is_some() || live.kube_auth == KubeAuth::Kubeconfig {
-        match kubeconfig_client(live).await {
-            Ok(client) => doctor::gather::KubeAccess::Client(client),
-            Err(why) => doctor::gather::KubeAccess::Skip(why),
+/// What a live run talks to, set up once: the AWS clients for the target group's region,
+/// and Kubernetes through EKS authentication or a kubeconfig.
+struct Session {
+    arn: doctor::arn::TargetGroupArn,
+    cluster: Option<String>,
+    aws: doctor::gather::aws::AwsClients,
+    limits: doctor::gather::Limits,
+    eks: doctor::gather::eks_auth::ClusterClients,
+    /// Some: kubeconfig mode (the client, or why there is none).
+    kubeconfig: Option<Result<kube::Client, String>>,
+}
+
+impl Session {
+    async fn open(live: &LiveArgs) -> Result<Session, String> {
+        let Some(arn_text) = live.target_group.as_deref() else {
+            return Err("give --dump DIR or --target-group ARN".into());
+        };
+        let arn = doctor::arn::TargetGroupArn::parse(arn_text).map_err(|e| e.to_string())?;
+        let config = doctor::gather::aws::load_config(Some(arn.region.clone())).await;
+        let kubeconfig = if live.kubeconfig.is_some() || live.kube_auth == KubeAuth::Kubeconfig {
+            Some(kubeconfig_client(live).await)
+        } else {
+            None
+        };
+        Ok(Session {
+            arn,
+            cluster: live.cluster.clone(),
+            aws: doctor::gather::aws::AwsClients::new(&config),
+            limits: doctor::gather::Limits::within(std::time::Duration::from_secs(live.timeout)),
+            eks: doctor::gather::eks_auth::ClusterClients::new(),
+            kubeconfig,
+        })
+    }
+
+    async fn gather(&self) -> doctor::Snapshot {
+        let access = match &self.kubeconfig {
+            Some(Ok(client)) => doctor::gather::KubeAccess::Client(client.clone()),
+            Some(Err(why)) => doctor::gather::KubeAccess::Skip(why.clone()),
+            None => doctor::gather::KubeAccess::Eks(&self.eks),
+        };
+        doctor::gather::gather(&self.aws, access, &self.arn, self.cluster.clone(), self.limits).await
+    }
+
+    /// The Kubernetes client gathering used (EKS clients are cached, so no second login).
+    async fn kube_client(&self, snapshot: &doctor::Snapshot, cluster: Option<&str>) -> Result<kube::Client, String> {
+        match (&self.kubeconfig, cluster) {
+            (Some(client), _) => client.clone(),
+            (None, Some(cluster)) => {
+                self.eks
+                    .client_for(&self.aws, cluster, &snapshot.aws.cluster, &self.limits)
+                    .await
+            }
+            (None, None) => Err("no cluster resolved".into()),
         }
-    } else {
-        doctor::gather::KubeAccess::Eks(&eks_clients)
+    }
+}
+
+/// Gathers, diagnoses and, with `--fix`, runs the catalogue fixes through every guard.
+async fn diagnose_live(live: &LiveArgs, args: &FixArgs) -> Result<doctor::Report, String> {
+    use doctor::fix::{apply, plan, FixMode, FixPolicy, FixStatus};
+    let mode = match args.mode {
+        FixModeArg::Off => FixMode::Off,
+        FixModeArg::DryRun => FixMode::DryRun,
+        FixModeArg::Auto => FixMode::Auto,
     };
-    Ok(doctor::gather::gather(&aws, access, &arn, live.cluster.clone(), limits).await)
+    if let Some(id) = &args.approve {
+        if mode == FixMode::Off {
+            return Err("--approve needs --fix dry-run or --fix auto".into());
+        }
+        if doctor::fix::catalogue_fix(id).is_none() {
+            let ids: Vec<&str> = doctor::fix::CATALOGUE.iter().map(|f| f.id).collect();
+            return Err(format!("--approve {id}: not a catalogue fix ({})", ids.join(", ")));
+        }
+    }
+    let session = Session::open(live).await?;
+    let snapshot = session.gather().await;
+    let mut report = doctor::diagnose(&snapshot);
+    if mode == FixMode::Off {
+        return Ok(report);
+    }
+    let policy = FixPolicy {
+        mode,
+        allowed_namespaces: args.allow_namespaces.clone(),
+        verify_for: std::time::Duration::from_secs(args.verify_seconds),
+        ..FixPolicy::default()
+    };
+    // --approve: that fix only, approved; otherwise the unattended ones.
+    let mut fixes = plan(&report, &policy, args.approve.as_deref());
+    if fixes.iter().any(|f| f.status == FixStatus::Planned) {
+        let kube = session.kube_client(&snapshot, report.cluster.as_deref()).await;
+        let who = format!(
+            "eks-lb-doctor CLI, {}",
+            std::env::var("USER").unwrap_or_else(|_| "unknown user".into())
+        );
+        let writers = apply::Writers {
+            kube: kube.as_ref().map_err(Clone::clone),
+            ec2: args.approve.as_ref().map(|_| &session.aws.ec2),
+            alarm: Some(&who),
+            now: std::time::SystemTime::now(),
+        };
+        apply::apply(&mut fixes, &policy, &writers).await;
+        if fixes.iter().any(|f| f.status == FixStatus::Applied) {
+            let verdict = apply::verify(
+                &session.aws.elbv2,
+                &session.arn.to_string(),
+                policy.verify_for,
+                std::time::Duration::from_secs(5),
+            )
+            .await;
+            for f in fixes.iter_mut().filter(|f| f.status == FixStatus::Applied) {
+                f.verification = Some(verdict.clone());
+            }
+        }
+    }
+    report.fixes = fixes;
+    Ok(report)
 }
 
 async fn kubeconfig_client(live: &LiveArgs) -> Result<kube::Client, String> {
