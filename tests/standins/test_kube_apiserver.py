@@ -300,7 +300,6 @@ def test_kubectl_forbidden_by_authz_file(sts, token, home, tmp_path):
 
 
 @needs_kubectl
-@needs_kubectl
 def test_shipped_rbac_as_seen_by_kubectl(kubectl, api):
     """infra/k8s/rbac.yaml, enforced by the stand-in (authz-rbac): the diagnose group only
     reads; the remediate group patches Services and Ingresses, and only the kube-proxy

@@ -366,9 +366,22 @@ pub async fn run_fixes(ctx: &Ctx, snapshot: &doctor::Snapshot, report: &mut Repo
         ..ctx.settings.fix.clone()
     };
     let mut fixes = fix::plan(report, policy, approved);
+    // ALLOWED_CLUSTERS was checked against the resolved cluster: without one, nothing is
+    // written (not even the AWS-side fix, which needs no Kubernetes client).
+    if report.cluster.is_none() {
+        for f in fixes.iter_mut().filter(|f| f.status == FixStatus::Planned) {
+            f.status = FixStatus::NotAllowed;
+            f.detail = "no EKS cluster resolved for the target group: fixes need a known, allowed cluster".into();
+        }
+    }
     if let Some(function) = &ctx.settings.remediate_function {
         for f in fixes.iter_mut().filter(|f| f.status == FixStatus::AwaitingApproval) {
-            let payload = json!({ "targetGroupArn": tg.to_string(), "fixId": f.fix_id, "approvedBy": "YOUR-NAME" });
+            let payload = json!({
+                "targetGroupArn": tg.to_string(),
+                "clusterName": report.cluster,
+                "fixId": f.fix_id,
+                "approvedBy": "YOUR-NAME",
+            });
             f.detail.push_str(&format!(
                 "; to approve: aws lambda invoke --function-name {function} --cli-binary-format raw-in-base64-out --payload '{payload}' /dev/stdout"
             ));

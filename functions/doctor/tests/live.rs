@@ -637,6 +637,52 @@ async fn catalogue_fixes_run_every_guard_against_the_live_api() {
         "{:?}",
         checks_of(&after)
     );
+
+    // set-alb-health-check (approval only), approved, still under the shipped RBAC.
+    let health_check = repo().join("tests/scenarios/health-check-response-mismatch");
+    let arn = world.serve(&health_check);
+    let report = diagnose_live(&world, arn).await;
+    let approved = plan(&report, &auto, Some("set-alb-health-check"));
+    assert_eq!(approved.len(), 1, "{approved:#?}");
+    assert_eq!(approved[0].status, FixStatus::Planned);
+    let doctor::finding::FixAction::PatchObject { name, patch, .. } = &approved[0].change else {
+        panic!("{approved:#?}")
+    };
+    let ingresses: Api<k8s_openapi::api::networking::v1::Ingress> = Api::namespaced(client.clone(), "default");
+    let annotations = || async {
+        ingresses
+            .get(name)
+            .await
+            .unwrap()
+            .metadata
+            .annotations
+            .unwrap_or_default()
+    };
+    let (key, want) = patch["metadata"]["annotations"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .next()
+        .unwrap();
+    let before = annotations().await.get(key).cloned();
+    // The write loses a race (the API server answers 409 Conflict, injected on the real write,
+    // not the dry run; kube writes the query as `?&dryRun=All&fieldManager=...`): reported as
+    // failed, nothing changed.
+    let fault = world
+        .kube
+        .command(json!({"cmd": "fault", "path": r"ingresses/[^?]+\?&?fieldManager=",
+        "status": 409, "reason": "Conflict", "times": 1,
+        "message": "Operation cannot be fulfilled on ingresses.networking.k8s.io: the object has been modified"}));
+    assert_eq!(fault["ok"], true, "{fault}");
+    let mut lost = approved.clone();
+    apply(&mut lost, &auto, &writers(SystemTime::now())).await;
+    assert_eq!(lost[0].status, FixStatus::Failed, "{lost:#?}");
+    assert!(lost[0].detail.contains("409"), "{}", lost[0].detail);
+    assert_eq!(annotations().await.get(key).cloned(), before);
+    let mut fixes = approved.clone();
+    apply(&mut fixes, &auto, &writers(SystemTime::now())).await;
+    assert_eq!(fixes[0].status, FixStatus::Applied, "{fixes:#?}");
+    assert_eq!(annotations().await.get(key).map(|v| json!(v)), Some(want.clone()));
 }
 
 /// A local stand-in for one target's health-check endpoint, reproducing one recorded

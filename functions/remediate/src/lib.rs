@@ -15,7 +15,8 @@ use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-/// `{"targetGroupArn": "...", "fixId": "...", "approvedBy": "..."}` (+ optional `cluster`).
+/// `{"targetGroupArn": "...", "fixId": "...", "approvedBy": "..."}` (+ optional `clusterName`,
+/// as in a direct diagnose invocation).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Approval {
@@ -23,7 +24,7 @@ pub struct Approval {
     pub fix_id: String,
     pub approved_by: String,
     #[serde(default)]
-    pub cluster: Option<String>,
+    pub cluster_name: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -86,7 +87,7 @@ pub async fn handle(ctx: &Ctx, event: LambdaEvent<Value>) -> Result<Value, Remed
         return refuse(format!("account {} is not in ALLOWED_ACCOUNTS", tg.account));
     }
     let limits = limits(event.context.deadline(), s.deadline_margin);
-    let snapshot = gather_snapshot(ctx, &tg, approval.cluster.clone(), limits).await;
+    let snapshot = gather_snapshot(ctx, &tg, approval.cluster_name.clone(), limits).await;
     let mut report = doctor::diagnose(&snapshot);
     if let Some(cluster) = &report.cluster {
         if !s.allowed_clusters.is_empty() && !s.allowed_clusters.contains(cluster) {

@@ -438,13 +438,15 @@ impl<'a> CheckContext<'a> {
         !pods.iter().any(|p| pod_node(p) == Some(node) && is_pod_ready(p))
     }
 
-    /// Health-check replay results, leaving out targets that fail by design.
+    /// Health-check replay results, leaving out targets that fail by design and targets the
+    /// load balancer itself reports healthy (a replay failing where the load balancer succeeds
+    /// says more about where the replay ran from than about the target).
     pub fn probe_results(&self) -> Vec<&'a crate::snapshot::ProbeResult> {
         let by_design: Vec<String> = self
             .targets()
             .unwrap_or_default()
             .iter()
-            .filter(|t| self.failing_by_design(t))
+            .filter(|t| self.failing_by_design(t) || t.state() == "healthy")
             .map(|t| t.id().to_string())
             .collect();
         self.snapshot

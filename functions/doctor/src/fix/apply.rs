@@ -259,13 +259,14 @@ async fn apply_ingress_rule(ec2: &aws_sdk_ec2::Client, change: &FixAction, mode:
                 format!("EC2 refused the dry run: {}", describe(&e)),
             )
         }
-        // An endpoint that ignores DryRun (moto does) has just written the rule.
-        Ok(_) => {
-            return (
-                FixStatus::Applied,
-                format!("authorized {source_group_id} on {group_id} {protocol} {port} (the endpoint ignored DryRun)"),
-            )
-        }
+        // EC2 answers a dry run with the DryRunOperation error; success means the endpoint
+        // ignored DryRun and may have written the rule: never reported as a clean write.
+        Ok(_) => return (
+            FixStatus::Failed,
+            format!(
+                "the EC2 endpoint ignored DryRun: check {group_id} for a {protocol} {port} rule from {source_group_id}"
+            ),
+        ),
     }
     if mode != FixMode::Auto {
         return (

@@ -14,6 +14,10 @@ use tokio::time::Instant;
 use super::Limits;
 use crate::snapshot::{Collected, ProbeOutcome, ProbeResult, Snapshot};
 
+/// Below this much time before the deadline (or the check's own timeout, if shorter), the
+/// replay is not started.
+const MIN_TIME: Duration = Duration::from_secs(1);
+
 /// The load balancer's own User-Agent: some applications answer it differently.
 const USER_AGENT: &str = "ELB-HealthChecker/2.0";
 
@@ -126,7 +130,12 @@ pub async fn replay(snapshot: &Snapshot, opts: &ReplayOptions, limits: &Limits) 
         };
         return Collected::not_collected(format!("health-check replay: nothing to replay ({why})"));
     }
+    // Too little time left would turn every probe into a "timeout" and invent an unreachable
+    // target: better not replayed than wrong.
     let remaining = limits.deadline.saturating_duration_since(Instant::now());
+    if remaining < timeout.min(MIN_TIME) {
+        return Collected::not_collected("health-check replay: the gathering deadline left no time for it");
+    }
     let timeout = timeout.min(remaining);
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build(hyper_util::client::legacy::connect::HttpConnector::new());
@@ -363,5 +372,14 @@ mod tests {
             .contains("no local test server for 10.0.1.10:80"));
         let none = replay(&Snapshot::default(), &options(&[]), &limits).await;
         assert!(none.reason().unwrap().contains("target group was not collected"));
+    }
+
+    #[tokio::test]
+    async fn no_replay_when_the_deadline_leaves_no_time() {
+        let open = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let s = snapshot("TCP", &[("10.0.1.10", 8080, "unhealthy")]);
+        let opts = options(&[("10.0.1.10:8080", open.local_addr().unwrap())]);
+        let late = replay(&s, &opts, &Limits::within(Duration::ZERO)).await;
+        assert!(late.reason().unwrap().contains("deadline left no time"), "{late:?}");
     }
 }
