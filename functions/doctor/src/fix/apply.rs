@@ -261,12 +261,13 @@ async fn apply_ingress_rule(ec2: &aws_sdk_ec2::Client, change: &FixAction, mode:
         }
         // EC2 answers a dry run with the DryRunOperation error; success means the endpoint
         // ignored DryRun and may have written the rule: never reported as a clean write.
-        Ok(_) => return (
-            FixStatus::Failed,
-            format!(
-                "the EC2 endpoint ignored DryRun: check {group_id} for a {protocol} {port} rule from {source_group_id}"
-            ),
-        ),
+        Ok(_) => {
+            let what = format!("{protocol} {port} from {source_group_id}");
+            return (
+                FixStatus::Failed,
+                format!("the EC2 endpoint ignored DryRun: check {group_id} for a rule {what}"),
+            );
+        }
     }
     if mode != FixMode::Auto {
         return (
