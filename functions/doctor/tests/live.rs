@@ -831,11 +831,11 @@ async fn cli_fix_modes() {
     let mut world = World::new(&scenario).await;
     let arn = world.serve(&scenario).to_string();
     let endpoint = world.moto.ready["endpoint"].as_str().unwrap().to_string();
-    let report = |extra: &[&str]| -> Value {
+    let diagnose_json = |arn: &str, extra: &[&str]| -> Value {
         let mut args = vec![
             "diagnose",
             "--target-group",
-            &arn,
+            arn,
             "--output",
             "json",
             "--verify-seconds",
@@ -844,6 +844,7 @@ async fn cli_fix_modes() {
         args.extend_from_slice(extra);
         serde_json::from_slice(&cli(&endpoint, &args)).unwrap()
     };
+    let report = |extra: &[&str]| diagnose_json(&arn, extra);
     let statuses = |r: &Value| -> Vec<(String, String)> {
         r["fixes"]
             .as_array()
@@ -885,20 +886,8 @@ async fn cli_fix_modes() {
 
     // Approval-only: offered, and applied only when approved.
     let sg = repo().join("tests/scenarios/security-group-blocks-health-check");
-    let arn = world.serve(&sg).to_string();
-    let run = |extra: &[&str]| -> Value {
-        let mut args = vec![
-            "diagnose",
-            "--target-group",
-            &arn,
-            "--output",
-            "json",
-            "--verify-seconds",
-            "0",
-        ];
-        args.extend_from_slice(extra);
-        serde_json::from_slice(&cli(&endpoint, &args)).unwrap()
-    };
+    let sg_arn = world.serve(&sg).to_string();
+    let run = |extra: &[&str]| diagnose_json(&sg_arn, extra);
     let rule = "authorize-health-check-ingress".to_string();
     assert_eq!(
         statuses(&run(&["--fix", "auto"])),
