@@ -369,32 +369,41 @@ export class EksLbDoctorStack extends Stack {
       }
     }
 
-    // ------------------------------------------------------------ diagnose function
-    const functionProps = {
-      description: 'UnHealthyHostCount alarm -> eks-lb-doctor diagnosis -> SNS / Slack',
+    // ------------------------------------------------------------ functions
+    // What both functions share: runtime shape, logging, and the settings both read.
+    const commonFunctionProps = {
       architecture: lambda.Architecture.ARM_64,
       memorySize: 256,
-      timeout: Duration.seconds(60),
-      // Immutable view: CDK may not add statements or managed policies behind our back.
-      role: role.withoutPolicyUpdates(),
-      reservedConcurrentExecutions: props.reservedConcurrency ?? 2,
       // Sets AWS_LAMBDA_LOG_FORMAT=JSON and AWS_LAMBDA_LOG_LEVEL, which main.rs reads.
       loggingFormat: lambda.LoggingFormat.JSON,
       applicationLogLevelV2: lambda.ApplicationLogLevel.INFO,
       systemLogLevelV2: lambda.SystemLogLevel.WARN,
+    };
+    const commonEnvironment = {
+      SNS_TOPIC_ARN: topic.topicArn,
+      SLACK_WEBHOOK_SECRET_ARN: slackSecret,
+      // The functions' credentials only reach their own account.
+      ALLOWED_ACCOUNTS: account,
+      ALLOWED_CLUSTERS: props.allowedClusters || props.clusterNames.join(','),
+      FIX_MODE: fixMode,
+      ALLOWED_NAMESPACES: props.allowedNamespaces ?? '',
+      HEALTH_CHECK_REPLAY: String(hasVpcConfig && (props.healthCheckReplay ?? false)),
+    };
+
+    // ------------------------------------------------------------ diagnose function
+    const functionProps = {
+      description: 'UnHealthyHostCount alarm -> eks-lb-doctor diagnosis -> SNS / Slack',
+      ...commonFunctionProps,
+      timeout: Duration.seconds(60),
+      // Immutable view: CDK may not add statements or managed policies behind our back.
+      role: role.withoutPolicyUpdates(),
+      reservedConcurrentExecutions: props.reservedConcurrency ?? 2,
       logGroup,
       environment: {
-        SNS_TOPIC_ARN: topic.topicArn,
-        SLACK_WEBHOOK_SECRET_ARN: slackSecret,
-        // The function's credentials only reach its own account.
-        ALLOWED_ACCOUNTS: account,
-        ALLOWED_CLUSTERS: props.allowedClusters || props.clusterNames.join(','),
-        FIX_MODE: fixMode,
-        ALLOWED_NAMESPACES: props.allowedNamespaces ?? '',
+        ...commonEnvironment,
         NOTIFY_ON_RECOVERY: String(props.notifyOnRecovery ?? false),
         // Set below when the remediate function exists.
         REMEDIATE_FUNCTION_NAME: '',
-        HEALTH_CHECK_REPLAY: String(hasVpcConfig && (props.healthCheckReplay ?? false)),
       },
     };
     // A cargo-lambda RustFunction for one binary of the workspace, or (skipBuild: offline
@@ -443,25 +452,13 @@ export class EksLbDoctorStack extends Stack {
     if (remediateRole && remediateLogGroup) {
       const remediateFn = rustFunction('RemediateFunction', 'remediate', {
         description: 'one approved eks-lb-doctor fix -> re-diagnosis -> guarded write -> SNS / Slack',
-        architecture: lambda.Architecture.ARM_64,
-        memorySize: 256,
+        ...commonFunctionProps,
         timeout: Duration.seconds(120),
         role: remediateRole.withoutPolicyUpdates(),
         // One approval at a time: writes never race each other.
         reservedConcurrentExecutions: 1,
-        loggingFormat: lambda.LoggingFormat.JSON,
-        applicationLogLevelV2: lambda.ApplicationLogLevel.INFO,
-        systemLogLevelV2: lambda.SystemLogLevel.WARN,
         logGroup: remediateLogGroup,
-        environment: {
-          SNS_TOPIC_ARN: topic.topicArn,
-          SLACK_WEBHOOK_SECRET_ARN: slackSecret,
-          ALLOWED_ACCOUNTS: account,
-          ALLOWED_CLUSTERS: props.allowedClusters || props.clusterNames.join(','),
-          FIX_MODE: fixMode,
-          ALLOWED_NAMESPACES: props.allowedNamespaces ?? '',
-          HEALTH_CHECK_REPLAY: String(hasVpcConfig && (props.healthCheckReplay ?? false)),
-        },
+        environment: commonEnvironment,
       });
       fn.addEnvironment('REMEDIATE_FUNCTION_NAME', remediateFn.functionName);
       new CfnOutput(this, 'RemediateFunctionName', {
