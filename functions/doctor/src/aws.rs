@@ -36,6 +36,17 @@ pub struct TargetGroup {
     pub target_type: Option<String>,
 }
 
+impl TargetGroup {
+    /// The port the health check connects to for this target: `traffic-port` (or unset)
+    /// is the target's own port, else the configured number.
+    pub fn health_check_port_for(&self, target: &TargetDescription) -> Option<u16> {
+        match self.health_check_port.as_deref() {
+            None | Some("traffic-port") => target.port.or(self.port),
+            Some(p) => p.parse().ok(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct Matcher {

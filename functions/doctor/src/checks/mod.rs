@@ -410,11 +410,7 @@ impl<'a> CheckContext<'a> {
 
     /// The port the health check connects to for this target.
     pub fn health_check_port(&self, target: &TargetHealthDescription) -> Option<u16> {
-        let tg = self.target_group().ok()?;
-        match tg.health_check_port.as_deref() {
-            None | Some("traffic-port") => target.target.port.or(tg.port),
-            Some(p) => p.parse().ok(),
-        }
+        self.target_group().ok()?.health_check_port_for(&target.target)
     }
 
     /// Targets whose failing health check is expected: `externalTrafficPolicy: Local`,

@@ -95,12 +95,12 @@ pub async fn replay(snapshot: &Snapshot, opts: &ReplayOptions, limits: &Limits) 
         } else {
             id.parse().ok()
         };
-        let port = d.health_check_port.as_deref().and_then(|p| p.parse().ok()).or_else(|| {
-            match tg.health_check_port.as_deref() {
-                None | Some("traffic-port") => d.target.port.or(tg.port),
-                Some(p) => p.parse().ok(),
-            }
-        });
+        // DescribeTargetHealth names the port per target; a dump may not carry it.
+        let port = d
+            .health_check_port
+            .as_deref()
+            .and_then(|p| p.parse().ok())
+            .or_else(|| tg.health_check_port_for(&d.target));
         let (Some(ip), Some(port)) = (ip, port) else {
             skipped.push(format!("{id}: no address"));
             continue;
