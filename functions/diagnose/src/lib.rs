@@ -402,20 +402,15 @@ pub async fn run_fixes(ctx: &Ctx, snapshot: &doctor::Snapshot, report: &mut Repo
             alarm,
             now: SystemTime::now(),
         };
-        fix_apply::apply(&mut fixes, policy, &writers).await;
-        if fixes.iter().any(|f| f.status == FixStatus::Applied) {
-            let left = limits.deadline.saturating_duration_since(tokio::time::Instant::now());
-            let verification = fix_apply::verify(
-                &ctx.aws.elbv2,
-                &tg.to_string(),
-                policy.verify_for.min(left),
-                Duration::from_secs(5),
-            )
-            .await;
-            for f in fixes.iter_mut().filter(|f| f.status == FixStatus::Applied) {
-                f.verification = Some(verification.clone());
-            }
-        }
+        fix_apply::apply_and_verify(
+            &mut fixes,
+            policy,
+            &writers,
+            &ctx.aws.elbv2,
+            &tg.to_string(),
+            Some(limits.deadline),
+        )
+        .await;
     }
     let attempted = fixes
         .iter()

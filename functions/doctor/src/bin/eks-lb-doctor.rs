@@ -288,19 +288,8 @@ async fn diagnose_live(live: &LiveArgs, args: &FixArgs) -> Result<doctor::Report
             alarm: Some(&who),
             now: std::time::SystemTime::now(),
         };
-        apply::apply(&mut fixes, &policy, &writers).await;
-        if fixes.iter().any(|f| f.status == FixStatus::Applied) {
-            let verdict = apply::verify(
-                &session.aws.elbv2,
-                &session.arn.to_string(),
-                policy.verify_for,
-                std::time::Duration::from_secs(5),
-            )
-            .await;
-            for f in fixes.iter_mut().filter(|f| f.status == FixStatus::Applied) {
-                f.verification = Some(verdict.clone());
-            }
-        }
+        let arn = session.arn.to_string();
+        apply::apply_and_verify(&mut fixes, &policy, &writers, &session.aws.elbv2, &arn, None).await;
     }
     report.fixes = fixes;
     Ok(report)

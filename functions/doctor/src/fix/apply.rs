@@ -60,6 +60,30 @@ pub async fn apply(outcomes: &mut [FixOutcome], policy: &FixPolicy, writers: &Wr
     }
 }
 
+/// [`apply`], then, when something was written, [`verify`] (every 5 s for the policy's
+/// `verify_for`, cut at `deadline` if given) with its verdict on each write.
+pub async fn apply_and_verify(
+    outcomes: &mut [FixOutcome],
+    policy: &FixPolicy,
+    writers: &Writers<'_>,
+    elbv2: &aws_sdk_elasticloadbalancingv2::Client,
+    target_group_arn: &str,
+    deadline: Option<Instant>,
+) {
+    apply(outcomes, policy, writers).await;
+    if !outcomes.iter().any(|f| f.status == FixStatus::Applied) {
+        return;
+    }
+    let verify_for = match deadline {
+        Some(d) => policy.verify_for.min(d.saturating_duration_since(Instant::now())),
+        None => policy.verify_for,
+    };
+    let verdict = verify(elbv2, target_group_arn, verify_for, Duration::from_secs(5)).await;
+    for f in outcomes.iter_mut().filter(|f| f.status == FixStatus::Applied) {
+        f.verification = Some(verdict.clone());
+    }
+}
+
 fn unix_seconds(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
