@@ -124,9 +124,15 @@ class NodeSpec:
     security_groups: tuple = (SG_CLUSTER,)
     launched: str = "2026-11-27T02:02:55+00:00"
     registered: str = "2026-11-27T02:03:40Z"
+    # VPC CNI prefix delegation: pod IPs come from /28 prefixes on the ENI, not secondary IPs.
+    prefix_delegation: bool = False
+    # A Fargate "node": one pod, no EC2 instance, no kube-proxy pod.
+    fargate: bool = False
 
     @property
     def name(self) -> str:
+        if self.fargate:
+            return "fargate-ip-" + self.ip.replace(".", "-") + ".ec2.internal"
         return "ip-" + self.ip.replace(".", "-") + ".ec2.internal"
 
     @property
@@ -141,6 +147,20 @@ class NodeSpec:
 NODE1 = NodeSpec("i-0a1b2c3d4e5f6a001", "192.168.70.10", "private-1a", "eni-0a1b2c3d4e5f70001")
 NODE2 = NodeSpec("i-0a1b2c3d4e5f6a002", "192.168.100.20", "private-1b", "eni-0a1b2c3d4e5f70002")
 NODE3 = NodeSpec("i-0a1b2c3d4e5f6a003", "192.168.130.30", "private-1c", "eni-0a1b2c3d4e5f70003")
+# A Karpenter node in us-east-1b (scenarios with a node being replaced).
+NODE4 = NodeSpec("i-0a1b2c3d4e5f6a004", "192.168.99.140", "private-1b", "eni-0a1b2c3d4e5f70004",
+                 nodegroup="karpenter-default", launched="2026-11-26T19:44:02+00:00",
+                 registered="2026-11-26T19:44:51Z")
+# A node with VPC CNI prefix delegation (ENABLE_PREFIX_DELEGATION=true).
+NODE5_PD = NodeSpec("i-0a1b2c3d4e5f6a005", "192.168.71.205", "private-1a", "eni-0a1b2c3d4e5f70005",
+                    nodegroup="ng-pd", prefix_delegation=True)
+NODE6_PD = NodeSpec("i-0a1b2c3d4e5f6a006", "192.168.102.77", "private-1b", "eni-0a1b2c3d4e5f70006",
+                    nodegroup="ng-pd", prefix_delegation=True)
+# A Fargate "node" (one per pod): its IP is the pod's.
+FARGATE1 = NodeSpec("fargate-0f9e8d7c6b5a4f3e2", "192.168.109.53", "private-1b", "eni-0fa100000000000f1",
+                    nodegroup="fp-default", fargate=True, launched="2026-11-27T02:50:11+00:00",
+                    registered="2026-11-27T02:50:59Z")
+ALL_NODES = [NODE1, NODE2, NODE3, NODE4, NODE5_PD, NODE6_PD, FARGATE1]
 
 # Long-lived objects were created with the cluster / load balancer; the node
 # group was rolled this morning, so nodes and pods are recent.
@@ -151,6 +171,8 @@ T_APP_POD = "2026-11-27T02:31:07Z"
 T_APP_POD_RECREATED = "2026-11-27T02:48:20Z"
 T_LBC_POD = "2026-11-27T02:09:51Z"
 T_KUBE_PROXY_POD = "2026-11-27T02:03:45Z"
+# When the dumps were taken: three minutes after the alarm.
+COLLECTED_AT = "2026-11-27T03:06:12Z"
 
 # --------------------------------------------------------------------------
 # Deterministic ids
@@ -410,7 +432,7 @@ def sg_refs(node: NodeSpec) -> list:
 
 
 def reservation(node: NodeSpec, *, state="running") -> dict:
-    codes = {"running": 16, "stopped": 80, "terminated": 48}
+    codes = {"pending": 0, "running": 16, "shutting-down": 32, "terminated": 48, "stopping": 64, "stopped": 80}
     instance = {
         "AmiLaunchIndex": 0,
         "ImageId": "ami-0c1d2e3f4a5b6c7d8",
@@ -464,7 +486,11 @@ def reservation(node: NodeSpec, *, state="running") -> dict:
             }
         ),
     }
-    if state != "running":
+    if state == "shutting-down":
+        instance["StateTransitionReason"] = "User initiated (2026-11-27 03:01:12 GMT)"
+        instance["StateReason"] = {"Code": "Client.UserInitiatedShutdown",
+                                   "Message": "Client.UserInitiatedShutdown: User initiated shutdown"}
+    elif state != "running":
         instance["StateTransitionReason"] = "User initiated (2026-11-27 02:41:07 GMT)"
         instance["StateReason"] = {
             "Code": "Client.UserInitiatedShutdown",
@@ -484,7 +510,23 @@ def mac_address(node: NodeSpec) -> str:
 
 
 def network_interface(node: NodeSpec) -> dict:
-    """The node's primary ENI; pod IPs are filled in by `render()` from the Pods."""
+    """The node's primary ENI; pod IPs are filled in by `render()` from the Pods. A Fargate
+    pod's ENI belongs to no instance of the account (requester-managed)."""
+    if node.fargate:
+        eni = network_interface(dataclasses.replace(node, fargate=False))
+        eni["Attachment"] = {
+            "AttachTime": node.launched,
+            "AttachmentId": "ela-attach-" + digest(node.eni, n=17),
+            "DeleteOnTermination": False,
+            "DeviceIndex": 1,
+            "NetworkCardIndex": 0,
+            "InstanceOwnerId": "amazon-aws",
+            "Status": "attached",
+        }
+        eni["Description"] = f"[Fargate] pod {node.ip}"
+        eni["RequesterId"] = "amazon-aws"
+        eni["RequesterManaged"] = True
+        return eni
     return {
         "Attachment": {
             "AttachTime": node.launched,
@@ -605,6 +647,7 @@ TARGET_REASONS = {
     "Target.ResponseCodeMismatch": ("unhealthy", "Health checks failed with these codes: [404]"),
     "Target.NotInUse": ("unused", "Target is in an Availability Zone that is not enabled for the load balancer"),
     "Target.InvalidState": ("unused", "Target is in the stopped state"),
+    "Elb.InternalError": ("unhealthy", "Health checks failed due to an internal error"),
 }
 
 
@@ -736,7 +779,37 @@ def namespace(name) -> dict:
     }
 
 
+def fargate_node(node: NodeSpec) -> dict:
+    """A Fargate node as EKS registers it: compute-type fargate, tainted, one pod, no instance."""
+    n = k8s_node(dataclasses.replace(node, fargate=False))
+    n["metadata"] = meta(
+        "Node", node.name, created=node.registered,
+        annotations={"node.alpha.kubernetes.io/ttl": "0",
+                     "volumes.kubernetes.io/controller-managed-attach-detach": "true"},
+        labels={
+            "beta.kubernetes.io/arch": "amd64", "beta.kubernetes.io/os": "linux",
+            "eks.amazonaws.com/compute-type": "fargate",
+            "eks.amazonaws.com/fargate-profile": node.nodegroup,
+            "failure-domain.beta.kubernetes.io/region": REGION, "failure-domain.beta.kubernetes.io/zone": node.az,
+            "kubernetes.io/arch": "amd64", "kubernetes.io/hostname": node.ip,
+            "kubernetes.io/os": "linux", "topology.k8s.aws/zone-id": AZ_IDS[node.az],
+            "topology.kubernetes.io/region": REGION, "topology.kubernetes.io/zone": node.az,
+        },
+    )
+    n["metadata"]["name"] = node.name
+    n["spec"] = {
+        "podCIDR": None,
+        "providerID": f"aws:///{node.az}/{node.instance_id}/{node.name}",
+        "taints": [{"effect": "NoSchedule", "key": "eks.amazonaws.com/compute-type", "value": "fargate"}],
+    }
+    del n["spec"]["podCIDR"]
+    n["status"]["nodeInfo"]["kubeletVersion"] = "v1.33.5-eks-3025e55"
+    return n
+
+
 def k8s_node(node: NodeSpec) -> dict:
+    if node.fargate:
+        return fargate_node(node)
     zone = node.az
     hb = "2026-11-27T03:04:12Z"
     pressure = [
@@ -872,13 +945,15 @@ def add_seconds(ts: str, seconds: int) -> str:
 
 def make_pod(name, namespace_, node: NodeSpec, ip, *, labels, containers, owner, created,
              service_account="default", host_network=False, priority_class=None, qos="BestEffort",
-             extra_tolerations=()) -> dict:
-    """A Running, Ready pod. `owner` is (kind, name)."""
-    started = add_seconds(created, 2)
-    ready_at = add_seconds(created, 4)
+             extra_tolerations=(), init_containers=(), readiness_gates=()) -> dict:
+    """A Running, Ready pod. `owner` is (kind, name). Init containers ran to completion;
+    readiness gates (condition types) are True."""
+    started = add_seconds(created, 2 + 2 * len(init_containers))
+    ready_at = add_seconds(started, 2)
     vol = "kube-api-access-" + digest("vol", namespace_, name, n=5)
     containers = copy.deepcopy(containers)
-    for c in containers:
+    init_containers = copy.deepcopy(list(init_containers))
+    for c in containers + init_containers:
         c.setdefault("volumeMounts", []).append(
             {"mountPath": "/var/run/secrets/kubernetes.io/serviceaccount", "name": vol, "readOnly": True}
         )
@@ -918,6 +993,10 @@ def make_pod(name, namespace_, node: NodeSpec, ip, *, labels, containers, owner,
         spec["hostNetwork"] = True
     if priority_class:
         spec["priorityClassName"] = priority_class
+    if init_containers:
+        spec["initContainers"] = init_containers
+    if readiness_gates:
+        spec["readinessGates"] = [{"conditionType": g} for g in readiness_gates]
     statuses = [
         {
             "containerID": "containerd://" + digest("ctr", namespace_, name, c["name"], n=64),
@@ -932,8 +1011,26 @@ def make_pod(name, namespace_, node: NodeSpec, ip, *, labels, containers, owner,
         }
         for c in containers
     ]
+    init_statuses = [
+        {
+            "containerID": "containerd://" + digest("ctr", namespace_, name, c["name"], n=64),
+            "image": c["image"],
+            "imageID": image_id(c["image"]),
+            "lastState": {},
+            "name": c["name"],
+            "ready": True,
+            "restartCount": 0,
+            "started": False,
+            "state": {"terminated": {
+                "containerID": "containerd://" + digest("ctr", namespace_, name, c["name"], n=64),
+                "exitCode": 0, "finishedAt": add_seconds(created, 2 + 2 * i), "reason": "Completed",
+                "startedAt": add_seconds(created, 1 + 2 * i),
+            }},
+        }
+        for i, c in enumerate(init_containers)
+    ]
     kind, owner_name = owner
-    return {
+    pod = {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": meta(
@@ -960,6 +1057,11 @@ def make_pod(name, namespace_, node: NodeSpec, ip, *, labels, containers, owner,
             "startTime": created,
         },
     }
+    if init_statuses:
+        pod["status"]["initContainerStatuses"] = init_statuses
+    for g in readiness_gates:
+        pod["status"]["conditions"].insert(0, condition(g, "True", add_seconds(ready_at, 12)))
+    return pod
 
 
 def set_pod_condition(pod, ctype, status, when, *, reason=None, message=None):
@@ -968,11 +1070,13 @@ def set_pod_condition(pod, ctype, status, when, *, reason=None, message=None):
             pod["status"]["conditions"][i] = condition(ctype, status, when, reason=reason, message=message)
 
 
-def crashloop(pod, *, restarts, finished, exit_code=1):
-    """Turn a running pod into one whose containers are in CrashLoopBackOff."""
+def crashloop(pod, *, restarts, finished, exit_code=1, only=None):
+    """Turn a running pod into one whose containers (or only the one named) are in CrashLoopBackOff."""
     m = pod["metadata"]
     names = []
     for cs in pod["status"]["containerStatuses"]:
+        if only and cs["name"] != only:
+            continue
         names.append(cs["name"])
         cs.update(
             ready=False,
@@ -1001,14 +1105,91 @@ def crashloop(pod, *, restarts, finished, exit_code=1):
     set_pod_condition(pod, "ContainersReady", "False", first_fail, reason="ContainersNotReady", message=msg)
 
 
-def app_pod(name, node, ip, *, app="alb-instance", rs_hash="7d9c6b5f4", created=T_APP_POD, container_name="nginx"):
+FLUENT_BIT_IMAGE = "public.ecr.aws/aws-observability/aws-for-fluent-bit:2.34.3"
+BUSYBOX_IMAGE = "public.ecr.aws/docker/library/busybox:1.37"
+
+
+def log_router_container() -> dict:
+    """A log-shipping sidecar with its own metrics port: its port is not the app's."""
+    return container("log-router", FLUENT_BIT_IMAGE, ports=[(2020, "fb-metrics")],
+                     resources={"limits": {"memory": "64Mi"}, "requests": {"cpu": "20m", "memory": "32Mi"}})
+
+
+def config_init_container() -> dict:
+    return container("render-config", BUSYBOX_IMAGE,
+                     command=["sh", "-c", "cp /config-src/* /etc/nginx/conf.d/"])
+
+
+def app_pod(name, node, ip, *, app="alb-instance", rs_hash="7d9c6b5f4", created=T_APP_POD, container_name="nginx",
+            app_container=None, readiness_gates=()):
     return make_pod(
         name, "default", node, ip,
         labels={"app": app, "pod-template-hash": rs_hash},
-        containers=[nginx_container(container_name)],
+        containers=[app_container or nginx_container(container_name), log_router_container()],
+        init_containers=[config_init_container()],
         owner=("ReplicaSet", f"{app}-{rs_hash}"),
         created=created,
+        qos="Burstable",
+        readiness_gates=readiness_gates,
     )
+
+
+def evict(pod, *, at, message):
+    """The kubelet evicted the pod: phase Failed, reason Evicted, containers terminated."""
+    pod["status"].update(phase="Failed", reason="Evicted", message=message)
+    for c in pod["status"]["conditions"]:
+        if c["type"] in ("Ready", "ContainersReady"):
+            c.update(status="False", lastTransitionTime=at, reason="PodFailed")
+    for cs in pod["status"]["containerStatuses"]:
+        cs.update(ready=False, started=False, state={"terminated": {
+            "containerID": cs["containerID"], "exitCode": 137, "finishedAt": at, "reason": "ContainerStatusUnknown",
+            "message": "The container could not be located when the pod was terminated",
+            "startedAt": cs["state"]["running"]["startedAt"],
+        }})
+    return pod
+
+
+def make_deployment(name, *, replicas, selector, created=T_APP, revision=2, ready=None):
+    ready = replicas if ready is None else ready
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": meta("Deployment", name, "default", created=created, generation=revision,
+                         annotations={"deployment.kubernetes.io/revision": str(revision)}),
+        "spec": {
+            "progressDeadlineSeconds": 600, "replicas": replicas, "revisionHistoryLimit": 10,
+            "selector": {"matchLabels": dict(selector)},
+            "strategy": {"rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}, "type": "RollingUpdate"},
+            "template": {"metadata": {"labels": dict(selector)}, "spec": {"containers": [nginx_container()]}},
+        },
+        "status": {"availableReplicas": ready, "observedGeneration": revision, "readyReplicas": ready,
+                   "replicas": replicas, "updatedReplicas": replicas},
+    }
+
+
+def make_replicaset(deployment, rs_hash, *, replicas, labels, created, revision, ready=None):
+    ready = replicas if ready is None else ready
+    name = f"{deployment}-{rs_hash}"
+    template_labels = {**labels, "pod-template-hash": rs_hash}
+    status = {"observedGeneration": 1, "replicas": ready, "fullyLabeledReplicas": ready}
+    if ready:
+        status.update(availableReplicas=ready, readyReplicas=ready)
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "metadata": meta("ReplicaSet", name, "default", created=created, generation=1,
+                         labels=template_labels,
+                         annotations={"deployment.kubernetes.io/desired-replicas": str(replicas),
+                                      "deployment.kubernetes.io/max-replicas": str(replicas + 1),
+                                      "deployment.kubernetes.io/revision": str(revision)},
+                         ownerReferences=[owner_ref("Deployment", deployment, "default")]),
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": template_labels},
+            "template": {"metadata": {"labels": template_labels}, "spec": {"containers": [nginx_container()]}},
+        },
+        "status": status,
+    }
 
 
 def service_port(*, port=80, target_port=80, node_port=30080) -> dict:
@@ -1274,6 +1455,13 @@ def kube_proxy_daemonset(desired=2) -> dict:
             "template": {
                 "metadata": {"labels": {"k8s-app": "kube-proxy"}},
                 "spec": {
+                    "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                        "nodeSelectorTerms": [{"matchExpressions": [
+                            {"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]},
+                            {"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64", "arm64"]},
+                            {"key": "eks.amazonaws.com/compute-type", "operator": "NotIn",
+                             "values": ["fargate", "hybrid", "auto"]},
+                        ]}]}}},
                     "containers": [kube_proxy_container()],
                     "dnsPolicy": "ClusterFirst",
                     "hostNetwork": True,
@@ -1299,7 +1487,21 @@ def kube_proxy_daemonset(desired=2) -> dict:
     }
 
 
-def kube_proxy_pod(name, node: NodeSpec) -> dict:
+def kube_proxy_pod(name, node: NodeSpec, *, boot_restart=False) -> dict:
+    pod = _kube_proxy_pod(name, node)
+    if boot_restart:
+        # kube-proxy often exits once at boot (node not registered yet) and never again
+        cs = pod["status"]["containerStatuses"][0]
+        cs["restartCount"] = 1
+        cs["lastState"] = {"terminated": {
+            "containerID": "containerd://" + digest("ctr-prev", name, n=64), "exitCode": 1,
+            "finishedAt": add_seconds(T_KUBE_PROXY_POD, 4), "reason": "Error",
+            "startedAt": add_seconds(T_KUBE_PROXY_POD, 2),
+        }}
+    return pod
+
+
+def _kube_proxy_pod(name, node: NodeSpec) -> dict:
     return make_pod(
         name, "kube-system", node, node.ip,
         labels=KUBE_PROXY_LABELS,
@@ -1441,30 +1643,59 @@ def lbc_deployed_line(ts, model) -> str:
                     service={"namespace": "default", "name": "echo-nlb"})
 
 
+def lbc_reconcile_error(ts, i, *, tgb_name, error) -> str:
+    """controller-runtime's "Reconciler error" for a TargetGroupBinding, as v2.14 prints it."""
+    return lbc_line(
+        ts, "Reconciler error", level="error",
+        controller="targetGroupBinding", controllerGroup="elbv2.k8s.aws", controllerKind="TargetGroupBinding",
+        TargetGroupBinding={"name": tgb_name, "namespace": "default"},
+        namespace="default", name=tgb_name,
+        reconcileID=uid("reconcile", tgb_name, str(i)),
+        error=error,
+    )
+
+
+def unrelated_controller_errors() -> list:
+    """Errors every busy cluster's controller logs about other teams' objects: context only."""
+    out = []
+    for i, ts in enumerate(["2026-11-27T02:31:44Z", "2026-11-27T02:47:06Z", "2026-11-27T02:58:02Z"]):
+        out.append((ts, lbc_line(
+            ts, "Reconciler error", level="error", controller="ingress",
+            object={"name": "blog", "namespace": "cms"}, namespace="cms", name="blog",
+            reconcileID=uid("reconcile", "cms-blog", str(i)),
+            error="ingress: cms/blog: none certificate found for host: blog.example.com",
+        )))
+    out.append(("2026-11-27T02:52:19Z", lbc_line(
+        "2026-11-27T02:52:19Z", "Reconciler error", level="error", controller="service",
+        object={"name": "grpc-gw", "namespace": "payments"}, namespace="payments", name="grpc-gw",
+        reconcileID=uid("reconcile", "payments-grpc-gw"),
+        error="failed to resolve 2 subnets: InvalidSubnetID.NotFound: The subnet ID 'subnet-0deadbeef0000c0ff' does not exist",
+    )))
+    return out
+
+
 def lbc_leader_log(*, model="ingress", tg_arn=ALB_TG_ARN, registered, registered_at="2026-11-27T02:10:03Z",
-                   failing=None, tgb_name=ALB_TG_NAME) -> str:
-    """The leader's log: startup, deploy, registration; optional repeated RegisterTargets AccessDenied."""
+                   failing=None, tgb_name=ALB_TG_NAME, noise=True, extra=()) -> str:
+    """The leader's log: startup, deploy, registration; optional repeated RegisterTargets
+    AccessDenied; with `noise`, recent errors about other namespaces' objects; `extra` adds
+    (timestamp, line) pairs."""
     lines = lbc_startup(leader=True)
-    lines.append(lbc_deployed_line("2026-11-27T02:10:02Z", model))
-    lines.append(lbc_line(registered_at, "registering targets", arn=tg_arn, targets=lbc_targets(registered)))
-    lines.append(lbc_line(registered_at, "registered targets", arn=tg_arn))
+    later = [("2026-11-27T02:10:02Z", lbc_deployed_line("2026-11-27T02:10:02Z", model)),
+             (registered_at, lbc_line(registered_at, "registering targets", arn=tg_arn, targets=lbc_targets(registered))),
+             (registered_at, lbc_line(registered_at, "registered targets", arn=tg_arn))]
+    if noise:
+        later += unrelated_controller_errors()
+    later += list(extra)
     if failing:
         # controller-runtime's per-item exponential backoff, as seen at one-second log resolution
         offsets = [2, 3, 5, 9, 17, 33, 65, 129, 257, 513, 769]
         for i, off in enumerate(offsets):
             ts = add_seconds(T_APP_POD_RECREATED, off)
             request_id = uid("request", str(i))
-            lines.append(lbc_line(ts, "registering targets", arn=tg_arn, targets=lbc_targets(failing)))
-            lines.append(
-                lbc_line(
-                    ts, "Reconciler error", level="error",
-                    controller="targetGroupBinding",
-                    object={"name": tgb_name, "namespace": "default"},
-                    namespace="default", name=tgb_name,
-                    reconcileID=uid("reconcile", str(i)),
-                    error=access_denied_error(request_id, tg_arn),
-                )
-            )
+            later.append((ts, lbc_line(ts, "registering targets", arn=tg_arn, targets=lbc_targets(failing))))
+            later.append((ts, lbc_reconcile_error(ts, i, tgb_name=tgb_name,
+                                                  error=access_denied_error(request_id, tg_arn))))
+    lines += [line for _, line in sorted(later, key=lambda x: x[0])]
     return "\n".join(lines) + "\n"
 
 
@@ -1607,7 +1838,8 @@ def remove(s, bucket, kind, name):
 
 
 def app_pods(s):
-    return objs(s, "app", "Pod")
+    """The app's live pods (terminal ones, like the evicted pod, left out)."""
+    return [p for p in objs(s, "app", "Pod") if not pod_is_terminal(p)]
 
 
 def sg(s, group_id):
@@ -1639,13 +1871,17 @@ def fail_all_targets(s, reason, description=None):
 
 
 def set_node(s, node: NodeSpec, *, state="running"):
-    """(Re)build the instance, ENI and Node object of `node`, adding it if new."""
+    """(Re)build the instance, ENI and Node object of `node`, adding it if new (a Fargate node
+    has no instance)."""
+    s["node_specs"][node.eni] = node
     for key, build, match in (
         ("reservations", lambda: reservation(node, state=state),
          lambda r: r["Instances"][0]["InstanceId"] == node.instance_id),
         ("network_interfaces", lambda: network_interface(node), lambda e: e["NetworkInterfaceId"] == node.eni),
         ("nodes", lambda: k8s_node(node), lambda n: n["metadata"]["name"] == node.name),
     ):
+        if key == "reservations" and node.fargate:
+            continue
         existing = [i for i, x in enumerate(s[key]) if match(x)]
         if existing:
             s[key][existing[0]] = build()
@@ -1658,19 +1894,34 @@ def set_app_logs(s, **kw):
     for key in [k for k in s["logs"] if k.startswith("default/")]:
         del s["logs"][key]
     for pod in app_pods(s):
-        s["logs"][f"default/{pod['metadata']['name']}"] = nginx_log(pod, **kw)
+        running = "running" in pod["status"]["containerStatuses"][0]["state"]
+        s["logs"][f"default/{pod['metadata']['name']}"] = nginx_log(pod, **kw) if running else nginx_crash_log(pod)
 
 
 def reset_events(s, extra=()):
-    s["events"] = [e for pod in app_pods(s) for e in pod_start_events(pod)] + list(extra)
+    evicted = [
+        event(p, "Evicted", p["status"]["message"], type_="Warning",
+              when=next(c["lastTransitionTime"] for c in p["status"]["conditions"] if c["type"] == "Ready"),
+              host=p["spec"]["nodeName"])
+        for p in objs(s, "app", "Pod") if p["status"].get("reason") == "Evicted"
+    ]
+    s["events"] = [e for pod in app_pods(s) for e in pod_start_events(pod)] + evicted + list(extra)
 
 
-def expect(s, root_cause, description, first_finding=None):
+def expect(s, root_cause, description, first_finding=None, *, inconclusive=(), no_fix=False, partial_dump=False):
     """Test metadata: the root cause diagnosis must rank first (None: no fault, and then no
-    critical finding), and optionally the check of the first finding when it is not a fault."""
+    critical finding), optionally the check of the first finding when it is not a fault, the
+    checks that must be inconclusive, that no catalogue fix is offered, and that the dump is
+    partial (a live cluster is never partial, so the live comparison skips it)."""
     s["expected"] = {"description": description, "rootCause": root_cause}
     if first_finding:
         s["expected"]["firstFinding"] = first_finding
+    if inconclusive:
+        s["expected"]["inconclusive"] = list(inconclusive)
+    if no_fix:
+        s["expected"]["noFix"] = True
+    if partial_dump:
+        s["expected"]["partialDump"] = True
 
 
 # --------------------------------------------------------------------------
@@ -1679,6 +1930,7 @@ def expect(s, root_cause, description, first_finding=None):
 
 APP_POD_1 = "alb-instance-7d9c6b5f4-abcde"
 APP_POD_2 = "alb-instance-7d9c6b5f4-fghij"
+EVICTED_POD = "alb-instance-7d9c6b5f4-zx8vq"
 
 
 def base_state() -> dict:
@@ -1686,7 +1938,8 @@ def base_state() -> dict:
     nodes = [NODE1, NODE2]
     pods = [app_pod(APP_POD_1, NODE1, "192.168.72.31"), app_pod(APP_POD_2, NODE2, "192.168.101.44")]
     s = {
-        "manifest": {"targetGroupArn": ALB_TG_ARN, "region": REGION, "accountId": ACCOUNT, "clusterName": CLUSTER},
+        "manifest": {"targetGroupArn": ALB_TG_ARN, "region": REGION, "accountId": ACCOUNT, "clusterName": CLUSTER,
+                     "collectedAt": COLLECTED_AT},
         "expected": {},
         # aws/
         "target_groups": [alb_target_group()],
@@ -1715,11 +1968,20 @@ def base_state() -> dict:
         "nodes": [k8s_node(n) for n in nodes],
         "namespaces": [namespace(n) for n in ("default", "kube-node-lease", "kube-public", "kube-system")],
         "app": [
+            make_deployment("alb-instance", replicas=2, selector={"app": "alb-instance"}),
+            make_replicaset("alb-instance", "7d9c6b5f4", replicas=2, labels={"app": "alb-instance"},
+                            created=T_APP_POD, revision=2),
+            make_replicaset("alb-instance", "5b6f8c7d9", replicas=0, labels={"app": "alb-instance"},
+                            created=T_APP, revision=1),
             make_service("alb-instance", cluster_ip="10.100.142.37", ports=[service_port()],
                          selector={"app": "alb-instance"}),
             make_endpoints("alb-instance"),
             make_endpoint_slice("alb-instance-x7k2p", "alb-instance"),
             *pods,
+            # evicted under memory pressure; its ReplicaSet replaced it (terminal: never a backend)
+            evict(app_pod(EVICTED_POD, NODE1, "192.168.85.203"), at="2026-11-27T02:44:31Z",
+                  message="The node was low on resource: memory. Threshold quantity: 100Mi, available: 92748Ki. "
+                          "Container nginx was using 412880Ki, request is 0, has larger consumption of request."),
             make_ingress(),
             make_tgb(
                 ALB_TG_NAME, tg_arn=ALB_TG_ARN, service="alb-instance", target_type="instance",
@@ -1736,8 +1998,9 @@ def base_state() -> dict:
             lbc_pod(LBC_LEADER, NODE1, "192.168.88.140"),
             lbc_pod(LBC_FOLLOWER, NODE2, "192.168.115.62"),
             kube_proxy_pod("kube-proxy-7xk2m", NODE1),
-            kube_proxy_pod("kube-proxy-9pl4n", NODE2),
+            kube_proxy_pod("kube-proxy-9pl4n", NODE2, boot_restart=True),
         ],
+        "node_specs": {n.eni: n for n in nodes},
         "logs": {
             f"kube-system/{LBC_LEADER}": lbc_leader_log(
                 registered=[(n.instance_id, 30080) for n in nodes]),
@@ -1779,7 +2042,7 @@ def use_ip_mode(s):
 
 
 def node_of(pod) -> NodeSpec:
-    return only([NODE1, NODE2, NODE3], lambda n: n.name == pod["spec"]["nodeName"], "node")
+    return next(n for n in ALL_NODES if n.name == pod["spec"]["nodeName"])
 
 
 def recreate_app_pods(s):
@@ -1992,6 +2255,17 @@ def target_port_mismatch(s):
     get(s, "app", "Service", "alb-instance")["spec"]["ports"][0]["targetPort"] = 8080
     fail_all_targets(s, "Target.FailedHealthChecks")
     set_app_logs(s)
+    # The replay: the NodePort forwards to pod:8080 and the pods refuse; a direct probe of each
+    # pod answers on 80 (its declared port and readiness-probe port) and refuses 8080.
+    results = [probe_result(n.instance_id, n.ip, 30080, path="/", outcome="refused", latency=1,
+                            detail="connection refused") for n in (NODE1, NODE2)]
+    for pod in app_pods(s):
+        ip, ref = pod["status"]["podIP"], f"default/{pod['metadata']['name']}"
+        results.append(dict(probe_result(ip, ip, 8080, path="/", outcome="refused", latency=1,
+                                         detail="connection refused"), pod=ref))
+        results.append(dict(probe_result(ip, ip, 80, path="/", outcome="response", status=200, latency=2,
+                                         detail="HTTP 200 OK (nginx/1.27.5)"), pod=ref))
+    s["probe"] = {"results": results}
 
 
 @scenario("lb-controller-errors")
@@ -2239,16 +2513,321 @@ def target_instance_not_running(s):
     set_app_logs(s, hc_sources=[NODE1.ip])
 
 
+# ---- realistic variants: healthy ones every check must stay quiet on, and failing ones
+
+GATE = f"target-health.elbv2.k8s.aws/{ALB_TG_NAME}"
+NEW_RS = "6f4d8b9c7"
+
+
+def label_namespace(s, name, labels):
+    ns = only(s["namespaces"], lambda n: n["metadata"]["name"] == name, name)
+    ns["metadata"]["labels"].update(labels)
+
+
+def advance_clock(s, collected_at):
+    """The dump was taken later: node heartbeats follow (kubelets post status every few minutes)."""
+    s["manifest"]["collectedAt"] = collected_at
+    beat = add_seconds(collected_at, -95)
+    for n in s["nodes"]:
+        for c in n["status"]["conditions"]:
+            if "lastHeartbeatTime" in c:
+                c["lastHeartbeatTime"] = beat
+
+
+@scenario("healthy-rollout-ip-readiness-gates")
+def healthy_rollout_ip_readiness_gates(s):
+    expect(s, None,
+           "IP targets in a namespace with the controller's pod readiness gates, mid-rollout: the new pod "
+           "(on Fargate) waits on its gate while its target is in its initial checks, a scaled-down pod's "
+           "target drains, an evicted pod lingers. Nothing is broken.")
+    use_ip_mode(s)
+    label_namespace(s, "default", {"elbv2.k8s.aws/pod-readiness-gate-inject": "enabled"})
+    for name, node, ip in [(APP_POD_1, NODE1, "192.168.72.31"), (APP_POD_2, NODE2, "192.168.101.44")]:
+        remove(s, "app", "Pod", name)
+        s["app"].append(app_pod(name, node, ip, readiness_gates=[GATE]))
+    set_node(s, FARGATE1)
+    new = app_pod(f"alb-instance-{NEW_RS}-p3q8r", FARGATE1, FARGATE1.ip, rs_hash=NEW_RS,
+                  created="2026-11-27T03:04:31Z", readiness_gates=[GATE])
+    new["spec"]["schedulerName"] = "fargate-scheduler"
+    # the controller sets the gate's condition only once the target is healthy
+    new["status"]["conditions"] = [c for c in new["status"]["conditions"] if c["type"] != GATE]
+    set_pod_condition(new, "Ready", "False", "2026-11-27T03:04:35Z", reason="ReadinessGatesNotReady",
+                      message=f'corresponding condition of pod readiness gate "{GATE}" does not exist.')
+    s["app"].append(new)
+    dep = get(s, "app", "Deployment", "alb-instance")
+    dep["metadata"]["annotations"]["deployment.kubernetes.io/revision"] = "3"
+    dep["status"].update(replicas=3, updatedReplicas=1)
+    s["app"].append(make_replicaset("alb-instance", NEW_RS, replicas=1, labels={"app": "alb-instance"},
+                                    created="2026-11-27T03:04:30Z", revision=3, ready=0))
+    s["target_health"] = [
+        target_health("192.168.72.31", 80, az="us-east-1a"),
+        target_health("192.168.101.44", 80, az="us-east-1b"),
+        {"Target": {"Id": FARGATE1.ip, "Port": 80, "AvailabilityZone": FARGATE1.az}, "HealthCheckPort": "80",
+         "TargetHealth": {"State": "initial", "Reason": "Elb.InitialHealthChecking",
+                          "Description": "Initial health checks in progress"}},
+        {"Target": {"Id": "192.168.79.14", "Port": 80, "AvailabilityZone": "us-east-1a"}, "HealthCheckPort": "80",
+         "TargetHealth": {"State": "draining", "Reason": "Target.DeregistrationInProgress",
+                          "Description": "Target deregistration is in progress"}},
+    ]
+    reset_events(s)
+    set_app_logs(s, hc_sources=ALB_NODE_IPS)
+
+
+@scenario("healthy-node-rotation")
+def healthy_node_rotation(s):
+    expect(s, None,
+           "Karpenter is replacing a node: its instance is shutting down, the Node carries "
+           "karpenter.sh/disrupted and its target drains. Normal rotation, not a fault.",
+           first_finding="target-instance-not-running")
+    set_node(s, NODE4, state="shutting-down")
+    node = get(s, "nodes", "Node", NODE4.name)
+    node["spec"]["taints"] = [{"effect": "NoSchedule", "key": "karpenter.sh/disrupted", "timeAdded": "2026-11-27T03:01:09Z"}]
+    node["spec"]["unschedulable"] = True
+    node["metadata"]["labels"]["karpenter.sh/nodepool"] = "default"
+    s["kube_system"].append(kube_proxy_pod("kube-proxy-c8v2q", NODE4))
+    s["logs"]["kube-system/kube-proxy-c8v2q"] = kube_proxy_log(NODE4)
+    ds = get(s, "kube_system", "DaemonSet", "kube-proxy")["status"]
+    for k in ("currentNumberScheduled", "desiredNumberScheduled", "numberAvailable", "numberReady",
+              "updatedNumberScheduled"):
+        ds[k] = 3
+    s["target_health"].append({
+        "Target": {"Id": NODE4.instance_id, "Port": 30080}, "HealthCheckPort": "30080",
+        "TargetHealth": {"State": "draining", "Reason": "Target.DeregistrationInProgress",
+                         "Description": "Target deregistration is in progress"},
+    })
+    s["logs"][f"kube-system/{LBC_LEADER}"] = lbc_leader_log(
+        registered=[(n.instance_id, 30080) for n in (NODE1, NODE2, NODE4)],
+        extra=[("2026-11-27T03:01:10Z", lbc_line("2026-11-27T03:01:10Z", "deRegistering targets", arn=ALB_TG_ARN,
+                                                 targets=lbc_targets([(NODE4.instance_id, 30080)]))),
+               ("2026-11-27T03:01:10Z", lbc_line("2026-11-27T03:01:10Z", "deRegistered targets", arn=ALB_TG_ARN))])
+    reset_events(s, [event(node, "DisruptionTerminating", "Disrupting Node: Drifted/Delete",
+                           when="2026-11-27T03:01:09Z", component="karpenter")])
+
+
+def istio_app_container():
+    """nginx under Istio: no declared port, its HTTP probe rewritten to the agent's port 15020."""
+    c = container("nginx", NGINX_IMAGE, readiness={
+        "failureThreshold": 3, "httpGet": {"path": "/app-health/nginx/readyz", "port": 15020, "scheme": "HTTP"},
+        "periodSeconds": 10, "successThreshold": 1, "timeoutSeconds": 1})
+    return c
+
+
+def istio_proxy_container():
+    return container("istio-proxy", "docker.io/istio/proxyv2:1.24.1",
+                     args=["proxy", "sidecar", "--domain", "$(POD_NAMESPACE).svc.cluster.local"],
+                     ports=[(15090, "http-envoy-prom")],
+                     readiness={"failureThreshold": 4, "httpGet": {"path": "/healthz/ready", "port": 15021,
+                                                                   "scheme": "HTTP"},
+                                "periodSeconds": 15, "successThreshold": 1, "timeoutSeconds": 3},
+                     resources={"limits": {"cpu": "2", "memory": "1Gi"}, "requests": {"cpu": "100m", "memory": "128Mi"}})
+
+
+@scenario("healthy-sidecar-undeclared-port")
+def healthy_sidecar_undeclared_port(s):
+    expect(s, None,
+           "The app container declares no port (it listens on 80 anyway: declared ports are informational) "
+           "and an Istio sidecar declares 15090. The targets are healthy: no target-port finding, no fix.",
+           no_fix=True)
+    for pod in app_pods(s):
+        pod["spec"]["containers"][0] = istio_app_container() | {"volumeMounts": pod["spec"]["containers"][0]["volumeMounts"]}
+        pod["spec"]["containers"].insert(1, istio_proxy_container() | {"volumeMounts": pod["spec"]["containers"][0]["volumeMounts"]})
+        first = pod["status"]["containerStatuses"][0]
+        pod["status"]["containerStatuses"].insert(1, dict(copy.deepcopy(first), name="istio-proxy",
+                                                           image="docker.io/istio/proxyv2:1.24.1",
+                                                           imageID=image_id("docker.io/istio/proxyv2:1.24.1")))
+        pod["metadata"]["labels"]["security.istio.io/tlsMode"] = "istio"
+        pod["metadata"].setdefault("annotations", {})["sidecar.istio.io/status"] = (
+            '{"initContainers":["istio-init"],"containers":["istio-proxy"],"volumes":["istio-envoy"]}')
+
+
+@scenario("healthy-partial-dump")
+def healthy_partial_dump(s):
+    expect(s, None,
+           "A dump made in a hurry: the AWS side and `kubectl get all -n default -o json` only. What it does "
+           "not hold (the controller in kube-system, kube-proxy, Nodes, Endpoints) is not collected, never absent.",
+           inconclusive=["lb-controller-errors", "kube-proxy-unhealthy", "endpoints-missing",
+                         "target-registration-drift"],
+           partial_dump=True)
+    s["layout"] = "get-all"
+
+
+@scenario("healthy-multiport-named-rollout")
+def healthy_multiport_named_rollout(s):
+    expect(s, None,
+           "A two-port Service (http and metrics, both named targetPorts) mid-rollout: the new pod's container "
+           "port named http is 8080 where the old pods' is 80. Kubernetes resolves the name per pod, so both "
+           "are fine.")
+    svc = get(s, "app", "Service", "alb-instance")
+    svc["spec"]["ports"] = [
+        service_port(target_port="http"),
+        {"name": "metrics", "nodePort": 31913, "port": 9113, "protocol": "TCP", "targetPort": "metrics"},
+    ]
+
+    def app(port):
+        return container("nginx", NGINX_IMAGE, ports=[(port, "http"), (9113, "metrics")],
+                         readiness=http_probe("/", "http"))
+
+    for name, node, ip in [(APP_POD_1, NODE1, "192.168.72.31"), (APP_POD_2, NODE2, "192.168.101.44")]:
+        remove(s, "app", "Pod", name)
+        s["app"].append(app_pod(name, node, ip, app_container=app(80)))
+    s["app"].append(app_pod(f"alb-instance-{NEW_RS}-t7y5u", NODE2, "192.168.117.9", rs_hash=NEW_RS,
+                            created="2026-11-27T03:02:41Z", app_container=app(8080)))
+    s["app"].append(make_replicaset("alb-instance", NEW_RS, replicas=1, labels={"app": "alb-instance"},
+                                    created="2026-11-27T03:02:40Z", revision=3))
+    reset_events(s)
+    set_app_logs(s, hc_sources=[NODE1.ip, NODE2.ip])
+
+
+@scenario("healthy-old-controller-errors")
+def healthy_old_controller_errors(s):
+    expect(s, None,
+           "Two hours ago the controller was denied RegisterTargets for this target group; the IAM policy was "
+           "fixed and the targets registered since. Old errors are context, not the cause of anything now.",
+           first_finding="lb-controller-errors")
+    advance_clock(s, "2026-11-27T05:12:40Z")
+    fixed_at = add_seconds(T_APP_POD_RECREATED, 800)
+    s["logs"][f"kube-system/{LBC_LEADER}"] = lbc_leader_log(
+        registered=[(n.instance_id, 30080) for n in (NODE1, NODE2)],
+        failing=[(n.instance_id, 30080) for n in (NODE1, NODE2)],
+        extra=[(fixed_at, lbc_line(fixed_at, "registered targets", arn=ALB_TG_ARN))])
+
+
+@scenario("replicaset-failed-create")
+def replicaset_failed_create(s):
+    expect(s, "pod-not-ready",
+           "The namespace's ResourceQuota is used up: the ReplicaSet cannot create the pods the Service "
+           "selects (FailedCreate). The selector is right; there are simply no pods.")
+    for pod in app_pods(s):
+        remove(s, "app", "Pod", pod["metadata"]["name"])
+    rs = get(s, "app", "ReplicaSet", "alb-instance-7d9c6b5f4")
+    rs["status"] = {"observedGeneration": 1, "replicas": 0,
+                    "conditions": [{"lastTransitionTime": "2026-11-27T02:31:07Z",
+                                    "message": 'pods "alb-instance-7d9c6b5f4-k9d2m" is forbidden: exceeded quota: '
+                                               "compute-resources, requested: limits.memory=64Mi, used: "
+                                               "limits.memory=2Gi, limited: limits.memory=2Gi",
+                                    "reason": "FailedCreate", "status": "True", "type": "ReplicaFailure"}]}
+    get(s, "app", "Deployment", "alb-instance")["status"].update(availableReplicas=0, readyReplicas=0, replicas=0)
+    reset_events(s, [event(rs, "FailedCreate",
+                           'Error creating: pods "alb-instance-7d9c6b5f4-k9d2m" is forbidden: exceeded quota: '
+                           "compute-resources, requested: limits.memory=64Mi, used: limits.memory=2Gi, limited: "
+                           "limits.memory=2Gi",
+                           type_="Warning", component="replicaset-controller", when="2026-11-27T03:04:58Z",
+                           first="2026-11-27T02:31:07Z", count=19)])
+    fail_all_targets(s, "Target.FailedHealthChecks")
+
+
+@scenario("two-roots")
+def two_roots(s):
+    expect(s, "security-group-blocks-health-check",
+           "Two causes on two targets: node 2 (node group ng-2) carries a security group without the load "
+           "balancer's rule, and kube-proxy crash-loops on node 1. Each explains its own target; the report "
+           "names both.")
+    s["security_groups"].append(security_group(
+        SG_NG2, "Security group for demo-cluster node group ng-2",
+        # AWS prints the rules of one protocol and port range as one permission with several pairs
+        [sg_rule("-1", groups=[SG_CLUSTER, SG_NG2])],
+        {"Name": SG_NAMES[SG_NG2], f"kubernetes.io/cluster/{CLUSTER}": "owned"},
+    ))
+    all_traffic = next(r for r in sg(s, SG_CLUSTER)["IpPermissions"] if r["IpProtocol"] == "-1")
+    all_traffic["UserIdGroupPairs"].append({"GroupId": SG_NG2, "UserId": ACCOUNT})
+    set_node(s, dataclasses.replace(NODE2, nodegroup="ng-2", security_groups=(SG_NG2,)))
+    pod = get(s, "kube_system", "Pod", "kube-proxy-7xk2m")
+    crashloop(pod, restarts=9, finished="2026-11-27T03:03:02Z")
+    s["logs"]["kube-system/kube-proxy-7xk2m"] = kube_proxy_log(NODE1, died_at="2026-11-27T03:03:02Z")
+    ds = get(s, "kube_system", "DaemonSet", "kube-proxy")["status"]
+    ds.update(numberAvailable=1, numberReady=1, numberUnavailable=1)
+    fail_target(s, NODE1.instance_id, "Target.FailedHealthChecks")
+    fail_target(s, NODE2.instance_id, "Target.Timeout")
+    set_app_logs(s)
+
+
+@scenario("load-balancer-internal-error")
+def load_balancer_internal_error(s):
+    expect(s, "load-balancer-internal-error",
+           "Every check in the account and the cluster passes; the ALB reports Elb.InternalError for both "
+           "targets: the load balancer's own failure.")
+    fail_all_targets(s, "Elb.InternalError", "Health checks failed due to an internal error")
+    set_app_logs(s)
+
+
+@scenario("unexplained-with-side-warnings")
+def unexplained_with_side_warnings(s):
+    expect(s, "health-check-unreachable",
+           "Both targets time out and nothing the tool reads explains it. One of three replicas crash-loops and "
+           "the controller logs errors about other namespaces: side warnings that must not be named the cause. "
+           "The report says: unexplained, and what was not checked.")
+    third = app_pod("alb-instance-7d9c6b5f4-n6b1v", NODE2, "192.168.119.81")
+    s["app"].append(third)
+    crashloop(third, restarts=14, finished="2026-11-27T03:02:50Z", exit_code=137, only="nginx")
+    third["status"]["containerStatuses"][0]["lastState"]["terminated"]["reason"] = "OOMKilled"
+    reset_events(s)
+    fail_all_targets(s, "Target.Timeout")
+    set_app_logs(s)
+    s["logs"]["default/alb-instance-7d9c6b5f4-n6b1v"] = nginx_crash_log(third)
+
+
+@scenario("nodes-not-collected")
+def nodes_not_collected(s):
+    external_traffic_policy_local(s)
+    expect(s, "health-check-unreachable",
+           "externalTrafficPolicy Local with a failing node, but the dump holds no Nodes: which node lacks a "
+           "pod is unknown, so the traffic-policy check is inconclusive and no fix is offered.",
+           inconclusive=["external-traffic-policy-local"], no_fix=True, partial_dump=True)
+    s["omit"] = ["k8s/nodes.json"]
+
+
+@scenario("ip-prefix-delegation-security-group")
+def ip_prefix_delegation_security_group(s):
+    expect(s, "security-group-blocks-health-check",
+           "IP targets on nodes with VPC CNI prefix delegation: the pod addresses are inside /28 prefixes of "
+           "the node ENIs, not secondary IPs. The node security group lost the rule for tcp 80 from the load "
+           "balancer.")
+    use_ip_mode(s)
+    set_node(s, dataclasses.replace(NODE1, prefix_delegation=True))
+    set_node(s, dataclasses.replace(NODE2, prefix_delegation=True))
+    drop_rules(s, SG_CLUSTER, 80)
+    fail_all_targets(s, "Target.Timeout")
+    set_app_logs(s)
+
+
+@scenario("instance-gone")
+def instance_gone(s):
+    expect(s, "target-instance-not-running",
+           "Node 2's instance was terminated and no longer exists (DescribeInstances: InvalidInstanceID.NotFound); "
+           "its Node object is gone too, but the target is still registered.")
+    s["reservations"] = [r for r in s["reservations"] if r["Instances"][0]["InstanceId"] != NODE2.instance_id]
+    s["network_interfaces"] = [e for e in s["network_interfaces"] if e["NetworkInterfaceId"] != NODE2.eni]
+    s["nodes"] = [n for n in s["nodes"] if n["metadata"]["name"] != NODE2.name]
+    del s["node_specs"][NODE2.eni]
+    remove(s, "app", "Pod", APP_POD_2)
+    remove(s, "kube_system", "Pod", "kube-proxy-9pl4n")
+    remove(s, "kube_system", "Pod", LBC_FOLLOWER)
+    s["kube_system"].append(lbc_pod(f"aws-load-balancer-controller-{LBC_RS_HASH}-k8m3n", NODE1, "192.168.83.77"))
+    s["logs"][f"kube-system/aws-load-balancer-controller-{LBC_RS_HASH}-k8m3n"] = lbc_follower_log()
+    ds = get(s, "kube_system", "DaemonSet", "kube-proxy")["status"]
+    for k in ("currentNumberScheduled", "desiredNumberScheduled", "numberAvailable", "numberReady",
+              "updatedNumberScheduled"):
+        ds[k] = 1
+    s["instances_not_found"] = [NODE2.instance_id]
+    fail_target(s, NODE2.instance_id, "Target.InvalidState", "Target is in the terminated state")
+    reset_events(s)
+    set_app_logs(s, hc_sources=[NODE1.ip])
+
+
 # --------------------------------------------------------------------------
 # Derivation, validation, rendering
 # --------------------------------------------------------------------------
 
-KIND_ORDER = ["Deployment", "DaemonSet", "Service", "Endpoints", "EndpointSlice", "Pod", "Ingress",
+KIND_ORDER = ["Deployment", "ReplicaSet", "DaemonSet", "Service", "Endpoints", "EndpointSlice", "Pod", "Ingress",
               "TargetGroupBinding"]
 
 
 def pod_is_ready(pod) -> bool:
     return any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"]["conditions"])
+
+
+def pod_is_terminal(pod) -> bool:
+    return pod["status"].get("phase") in ("Failed", "Succeeded")
 
 
 def resolve_target_port(pod, target_port):
@@ -2262,71 +2841,117 @@ def resolve_target_port(pod, target_port):
 
 
 def sync_endpoints(s):
-    """What the endpoints and endpointslice controllers would write for selector-based Services."""
+    """What the endpoints and endpointslice controllers would write for selector-based Services:
+    terminal pods are left out; each pod's ports are resolved on their own (a named port may
+    mean different numbers on different pods), and pods are grouped into one EndpointSlice per
+    distinct port set; terminating pods stay in the slices (not ready) but leave Endpoints."""
     for svc in objs(s, "app", "Service"):
         selector = svc["spec"].get("selector")
         if not selector:
             continue  # Endpoints are managed by hand
         name = svc["metadata"]["name"]
-        (sport,) = svc["spec"]["ports"]
+        sports = svc["spec"]["ports"]
         pods = [
             p for p in app_pods(s)
             if all(p["metadata"].get("labels", {}).get(k) == v for k, v in selector.items())
-            and p["status"].get("podIP")
+            and p["status"].get("podIP") and not pod_is_terminal(p)
         ]
         pods.sort(key=lambda p: ipaddress.ip_address(p["status"]["podIP"]))
-        resolved = [(p, resolve_target_port(p, sport["targetPort"])) for p in pods]
-        resolved = [(p, port) for p, port in resolved if port is not None]
-        ports = sorted({port for _, port in resolved})
-        assert len(ports) <= 1, "one port per service in these scenarios"
+        groups = {}
+        for p in pods:
+            key = tuple(
+                (sp.get("name", ""), port, sp["protocol"])
+                for sp in sports
+                for port in [resolve_target_port(p, sp.get("targetPort", sp["port"]))]
+                if port is not None
+            )
+            if key:
+                groups.setdefault(key, []).append(p)
 
         def address(p):
             return {"ip": p["status"]["podIP"], "nodeName": p["spec"]["nodeName"], "targetRef": obj_ref(p)}
 
+        def ports_of(key):
+            return [{"name": n, "port": port, "protocol": proto} if n else {"port": port, "protocol": proto}
+                    for n, port, proto in key]
+
         ep = get(s, "app", "Endpoints", name)
         ep.pop("subsets", None)
+        slices = [e for e in objs(s, "app", "EndpointSlice")
+                  if e["metadata"]["labels"]["kubernetes.io/service-name"] == name]
         if pods:
             trigger = max(p["metadata"]["creationTimestamp"] for p in pods)
-            for o in [ep] + objs(s, "app", "EndpointSlice"):
+            for o in [ep] + slices:
                 o["metadata"].setdefault("annotations", {})["endpoints.kubernetes.io/last-change-trigger-time"] = trigger
-        if resolved:
+        subsets = []
+        for key, members in groups.items():
+            live = [p for p in members if "deletionTimestamp" not in p["metadata"]]
             subset = {}
-            ready = [address(p) for p, _ in resolved if pod_is_ready(p)]
-            not_ready = [address(p) for p, _ in resolved if not pod_is_ready(p)]
+            ready = [address(p) for p in live if pod_is_ready(p)]
+            not_ready = [address(p) for p in live if not pod_is_ready(p)]
             if ready:
                 subset["addresses"] = ready
             if not_ready:
                 subset["notReadyAddresses"] = not_ready
-            subset["ports"] = [{"name": sport["name"], "port": ports[0], "protocol": sport["protocol"]}]
-            ep["subsets"] = [subset]
+            if ready or not_ready:
+                subset["ports"] = ports_of(key)
+                subsets.append(subset)
+        if subsets:
+            ep["subsets"] = subsets
 
-        for eps in [e for e in objs(s, "app", "EndpointSlice")
-                    if e["metadata"]["labels"]["kubernetes.io/service-name"] == name]:
-            if not resolved:
+        if not slices:
+            continue
+        if not groups:
+            for eps in slices:
                 eps["endpoints"], eps["ports"] = None, None
-                continue
+            continue
+        # One slice per port set: reuse the existing slices, add one when a new port set appears.
+        while len(slices) < len(groups):
+            extra = copy.deepcopy(slices[0])
+            extra_name = f"{name}-" + digest("slice", name, str(len(slices)), n=5)
+            extra["metadata"].update(name=extra_name, uid=uid("EndpointSlice", "default", extra_name),
+                                     resourceVersion=resource_version("EndpointSlice", "default", extra_name))
+            s["app"].append(extra)
+            slices.append(extra)
+        for eps, (key, members) in zip(slices, groups.items()):
             eps["endpoints"] = [
                 {
                     "addresses": [p["status"]["podIP"]],
-                    "conditions": {"ready": pod_is_ready(p), "serving": pod_is_ready(p), "terminating": False},
+                    "conditions": {
+                        "ready": pod_is_ready(p) and "deletionTimestamp" not in p["metadata"],
+                        "serving": pod_is_ready(p),
+                        "terminating": "deletionTimestamp" in p["metadata"],
+                    },
                     "nodeName": p["spec"]["nodeName"],
                     "targetRef": obj_ref(p),
                     "zone": node_of(p).az,
                 }
-                for p, _ in resolved
+                for p in members
             ]
-            eps["ports"] = [{"name": sport["name"], "port": ports[0], "protocol": sport["protocol"]}]
+            eps["ports"] = ports_of(key)
+
+
+def prefix28(ip: str) -> str:
+    return str(ipaddress.ip_network(f"{ip}/28", strict=False))
 
 
 def sync_enis(s):
-    """The VPC CNI assigns pod IPs as secondary private IPs of the node's ENI."""
+    """The VPC CNI assigns pod IPs as secondary private IPs of the node's ENI, or, with prefix
+    delegation, from /28 prefixes assigned to it. Terminal pods have released their address;
+    a Fargate pod's address is its own ENI's primary address."""
     by_node = {}
-    for pod in app_pods(s) + objs(s, "kube_system", "Pod"):
-        if pod["spec"].get("hostNetwork"):
+    for pod in objs(s, "app", "Pod") + objs(s, "kube_system", "Pod"):
+        if pod["spec"].get("hostNetwork") or pod_is_terminal(pod):
             continue
         by_node.setdefault(pod["spec"]["nodeName"], []).append(pod["status"]["podIP"])
     for eni in s["network_interfaces"]:
-        ips = sorted(by_node.get(eni["PrivateDnsName"], []), key=ipaddress.ip_address)
+        node = s["node_specs"].get(eni["NetworkInterfaceId"])
+        if node is None or node.fargate:
+            continue
+        ips = sorted(by_node.get(node.name, []), key=ipaddress.ip_address)
+        if node.prefix_delegation:
+            eni["Ipv4Prefixes"] = [{"Ipv4Prefix": p} for p in sorted({prefix28(ip) for ip in ips})]
+            continue
         eni["PrivateIpAddresses"] = eni["PrivateIpAddresses"][:1] + [
             {"Primary": False, "PrivateDnsName": "ip-" + ip.replace(".", "-") + ".ec2.internal",
              "PrivateIpAddress": ip}
@@ -2368,22 +2993,26 @@ def validate(name, s):
     check(tg["LoadBalancerArns"] == [lb["LoadBalancerArn"] for lb in s["load_balancers"]], "TG LB")
 
     node_names = {n["metadata"]["name"] for n in s["nodes"]}
-    check(node_names == {i["PrivateDnsName"] for i in instances}, "nodes vs instances")
-    check(node_names == {e["PrivateDnsName"] for e in s["network_interfaces"]}, "nodes vs ENIs")
+    ec2_node_names = {n["metadata"]["name"] for n in s["nodes"]
+                      if n["metadata"]["labels"].get("eks.amazonaws.com/compute-type") != "fargate"}
+    check(ec2_node_names == {i["PrivateDnsName"] for i in instances}, "nodes vs instances")
+    check(node_names == {s["node_specs"][e["NetworkInterfaceId"]].name for e in s["network_interfaces"]},
+          "nodes vs ENIs")
     instance_ids = {i["InstanceId"] for i in instances}
     target_ids = {t["Target"]["Id"] for t in s["target_health"]}
     if tg["TargetType"] == "instance":
-        check(target_ids == instance_ids, "instance targets vs described instances")
+        check(target_ids == instance_ids | set(s.get("instances_not_found", ())),
+              "instance targets vs described (or known gone) instances")
         for t in s["target_health"]:
             check("AvailabilityZone" not in t["Target"], "AZ on instance target")
     else:
         pod_nodes = {p["spec"]["nodeName"] for p in app_pods(s)}
-        check(pod_nodes == node_names, "ip targets: described instances are the pods' nodes")
+        check(pod_nodes <= node_names, "ip targets: the pods' nodes are described")
         for t in s["target_health"]:
             check(ipaddress.ip_address(t["Target"]["Id"]) in ipaddress.ip_network(VPC_CIDR), "ip target in VPC")
             check("AvailabilityZone" in t["Target"], "AZ missing on ip target")
 
-    pods = app_pods(s) + objs(s, "kube_system", "Pod")
+    pods = objs(s, "app", "Pod") + objs(s, "kube_system", "Pod")
     pod_keys = {f"{p['metadata']['namespace']}/{p['metadata']['name']}" for p in pods}
     for p in pods:
         check(p["spec"]["nodeName"] in node_names, f"pod {p['metadata']['name']} on unknown node")
@@ -2394,7 +3023,22 @@ def validate(name, s):
         for a in e["PrivateIpAddresses"]:
             check(ipaddress.ip_address(a["PrivateIpAddress"]) in subnets[e["SubnetId"]],
                   f"{a['PrivateIpAddress']} outside subnet of {e['NetworkInterfaceId']}")
-    check({"description", "rootCause"} <= s["expected"].keys() <= {"description", "rootCause", "firstFinding"}, "expected.json")
+        for pfx in e.get("Ipv4Prefixes", []):
+            check(ipaddress.ip_network(pfx["Ipv4Prefix"]).subnet_of(subnets[e["SubnetId"]]),
+                  f"prefix {pfx['Ipv4Prefix']} outside subnet of {e['NetworkInterfaceId']}")
+    # Every live pod address is on some interface (secondary IP, delegated prefix, or primary).
+    for p in pods:
+        if p["spec"].get("hostNetwork") or pod_is_terminal(p) or not p["status"].get("podIP"):
+            continue
+        ip = ipaddress.ip_address(p["status"]["podIP"])
+        on_eni = any(
+            ip == ipaddress.ip_address(a["PrivateIpAddress"]) for e in s["network_interfaces"]
+            for a in e["PrivateIpAddresses"]
+        ) or any(ip in ipaddress.ip_network(x["Ipv4Prefix"]) for e in s["network_interfaces"]
+                 for x in e.get("Ipv4Prefixes", []))
+        check(on_eni, f"pod {p['metadata']['name']} address {ip} is on no interface")
+    check({"description", "rootCause"} <= s["expected"].keys()
+          <= {"description", "rootCause", "firstFinding", "partialDump", "inconclusive", "noFix"}, "expected.json")
 
 
 # ---- serialisation
@@ -2465,6 +3109,8 @@ def render(name, s) -> dict:
     sync_endpoints(s)
     sync_enis(s)
     validate(name, s)
+    if s.get("layout") == "get-all":
+        return render_get_all(s)
     files = {
         "manifest.json": aws_json(s["manifest"]),
         "expected.json": aws_json(s["expected"]),
@@ -2477,7 +3123,9 @@ def render(name, s) -> dict:
         "aws/ec2-describe-route-tables.json": aws_json({"RouteTables": s["route_tables"]}),
         "aws/ec2-describe-subnets.json": aws_json({"Subnets": s["subnets"]}),
         "aws/ec2-describe-vpcs.json": aws_json({"Vpcs": s["vpcs"]}),
-        "aws/ec2-describe-instances.json": aws_json({"Reservations": s["reservations"]}),
+        "aws/ec2-describe-instances.json": aws_json(
+            {"Reservations": s["reservations"],
+             **({"InstanceIdsNotFound": s["instances_not_found"]} if s.get("instances_not_found") else {})}),
         "aws/ec2-describe-network-interfaces.json": aws_json({"NetworkInterfaces": s["network_interfaces"]}),
         "aws/eks-describe-cluster.json": aws_json({"cluster": s["cluster"]}),
         "k8s/nodes.json": kubectl_json(k8s_list(s["nodes"])),
@@ -2494,6 +3142,22 @@ def render(name, s) -> dict:
         files[f"k8s/logs/{key}.log"] = text
     if s["probe"] is not None:
         files["probe.json"] = aws_json(s["probe"])
+    for rel in s.get("omit", ()):
+        del files[rel]
+    return files
+
+
+# `kubectl get all` lists these kinds only (the "all" category).
+GET_ALL_KINDS = {"Pod", "Service", "DaemonSet", "Deployment", "ReplicaSet", "StatefulSet", "Job", "CronJob"}
+
+
+def render_get_all(s) -> dict:
+    """A partial dump as a user makes it in a hurry: the AWS side, and only
+    `kubectl get all -n default -o json > k8s/default.json` on the Kubernetes side."""
+    s = dict(s, layout=None)
+    full = render("get-all", s)
+    files = {k: v for k, v in full.items() if not k.startswith("k8s/")}
+    files["k8s/default.json"] = kubectl_json(k8s_list([o for o in s["app"] if o["kind"] in GET_ALL_KINDS]))
     return files
 
 

@@ -41,7 +41,7 @@ from botocore.config import Config
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ec2 import utils as ec2_utils
 from moto.ec2.models import ec2_backends
-from moto.ec2.models.elastic_network_interfaces import NetworkInterfaceBackend
+from moto.ec2.models.elastic_network_interfaces import NetworkInterface, NetworkInterfaceBackend
 from moto.ec2.models.route_tables import Route
 from moto.eks.models import eks_backends
 from moto.elbv2 import models as elbv2_models
@@ -170,6 +170,30 @@ def _get_all_enis(self, eni_ids=None, filters=None):
     return enis
 
 
+# 6. Requester-managed ENIs (a Fargate pod's, a load balancer's) are attached to something AWS
+#    owns, with no instance of the account; moto's Attachment requires an instance. The dump's
+#    attachment is kept on the model (`_standin_attachment`) and served as it is.
+_orig_eni_attachment = NetworkInterface.attachment
+
+
+class _ServiceAttachment:
+    def __init__(self, att: dict):
+        self.attach_time = att.get("AttachTime")
+        self.attachment_id = att.get("AttachmentId")
+        self.delete_on_termination = att.get("DeleteOnTermination", False)
+        self.device_index = att.get("DeviceIndex", 1)
+        self.network_card_index = att.get("NetworkCardIndex", 0)
+        self.instance_owner_id = att.get("InstanceOwnerId")
+        self.status = att.get("Status", "attached")
+
+
+def _eni_attachment(self):
+    att = getattr(self, "_standin_attachment", None)
+    if att is not None:
+        return _ServiceAttachment(att)
+    return _orig_eni_attachment.fget(self)
+
+
 _PATCHED = False
 
 
@@ -185,6 +209,7 @@ def _install_patches() -> None:
     FakeHealthStatus.target = property(_status_target)
     Route.state = property(_route_state)
     NetworkInterfaceBackend.get_all_network_interfaces = _get_all_enis
+    NetworkInterface.attachment = property(_eni_attachment)
     _PATCHED = True
 
 
@@ -426,6 +451,8 @@ def _seed_ec2(d: Path, region: str) -> list:
         if att.get("InstanceId"):
             ec2.attach_network_interface(NetworkInterfaceId=eid, InstanceId=att["InstanceId"],
                                          DeviceIndex=att.get("DeviceIndex", 1))
+        elif att:
+            backend.enis[eid]._standin_attachment = att
 
     # --- route tables (after the instances: routes may point at their ENIs)
     for t in tables:
@@ -453,6 +480,10 @@ def _shape_eni(ec2, backend, eni: dict) -> None:
     # moto names a primary ENI "Primary network interface" and ModifyNetworkInterfaceAttribute
     # ignores an empty description, so the dump's description is set on the model.
     model.description = eni.get("Description") or ""
+    # VPC CNI prefix delegation: moto has no AssignPrivateIpAddresses --ipv4-prefixes; the
+    # prefixes are set on the model, which moto's serializer renders as Ipv4Prefixes.
+    model.ipv4_prefixes = [{"Ipv4Prefix": p["Ipv4Prefix"]} for p in eni.get("Ipv4Prefixes", [])]
+    model.ipv6_prefixes = [{"Ipv6Prefix": p["Ipv6Prefix"]} for p in eni.get("Ipv6Prefixes", [])]
     if eni.get("InterfaceType"):
         model.interface_type = eni["InterfaceType"]  # not settable through the API
 
@@ -566,10 +597,16 @@ def _set_instance_states(region: str, not_running: list) -> None:
     """Stop / terminate what the dump says is (after target registration: moto refuses to
     register an instance that is not running)."""
     ec2 = client("ec2", region)
+    backend = ec2_backends[DEFAULT_ACCOUNT_ID][region]
     for iid, state in not_running:
         if state in ("stopped", "stopping"):
             ec2.stop_instances(InstanceIds=[iid])
-        elif state in ("terminated", "shutting-down"):
+        elif state == "shutting-down":
+            # moto terminates at once (and drops the target group registration); AWS shows
+            # "shutting-down" (code 32) for a while first, the target still listed as draining.
+            model = backend.get_instance(iid)
+            model._state.name, model._state.code = "shutting-down", 32
+        elif state == "terminated":
             ec2.terminate_instances(InstanceIds=[iid])
         else:
             raise ValueError(f"instance {iid}: state {state} not supported")

@@ -21,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+import botocore.exceptions
 import pytest
 from botocore.exceptions import ClientError
 
@@ -111,6 +112,25 @@ def _instance_ids(d: Path) -> list:
     return [i["InstanceId"] for r in _dump(d, "ec2-describe-instances.json")["Reservations"] for i in r["Instances"]]
 
 
+def _describe_instances(c, d) -> dict:
+    """As the tool asks: every instance ID, the ones EC2 says do not exist taken out and
+    recorded (`InstanceIdsNotFound`, the project's addition to the output)."""
+    wanted = _instance_ids(d) + _dump(d, "ec2-describe-instances.json").get("InstanceIdsNotFound", [])
+    missing = []
+    while True:
+        try:
+            out = c["ec2"].describe_instances(InstanceIds=[i for i in wanted if i not in missing])
+            break
+        except botocore.exceptions.ClientError as e:
+            assert e.response["Error"]["Code"] == "InvalidInstanceID.NotFound", e
+            named = [i for i in wanted if i in e.response["Error"]["Message"] and i not in missing]
+            assert named, e.response["Error"]["Message"]
+            missing += named
+    if missing:
+        out["InstanceIdsNotFound"] = missing
+    return out
+
+
 def _tg(c, d):
     return c["elbv2"].describe_target_groups(TargetGroupArns=[_manifest(d)["targetGroupArn"]])["TargetGroups"][0]
 
@@ -142,10 +162,10 @@ LIVE = {
     "DescribeSubnetsOutput": ("ec2-describe-subnets.json", lambda c, d: c["ec2"].describe_subnets(
         Filters=_vpc_filter(c, d))),
     "DescribeVpcsOutput": ("ec2-describe-vpcs.json", lambda c, d: c["ec2"].describe_vpcs(VpcIds=[_tg(c, d)["VpcId"]])),
-    "DescribeInstancesOutput": ("ec2-describe-instances.json", lambda c, d: c["ec2"].describe_instances(
-        InstanceIds=_instance_ids(d))),
+    "DescribeInstancesOutput": ("ec2-describe-instances.json", lambda c, d: _describe_instances(c, d)),
     "DescribeNetworkInterfacesOutput": ("ec2-describe-network-interfaces.json", lambda c, d: c["ec2"].describe_network_interfaces(
-        Filters=[{"Name": "attachment.instance-id", "Values": _instance_ids(d)}])),
+        NetworkInterfaceIds=[e["NetworkInterfaceId"]
+                             for e in _dump(d, "ec2-describe-network-interfaces.json")["NetworkInterfaces"]])),
     "DescribeClusterOutput": ("eks-describe-cluster.json", lambda c, d: c["eks"].describe_cluster(
         name=_manifest(d)["clusterName"])),
 }

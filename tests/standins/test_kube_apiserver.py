@@ -41,6 +41,8 @@ KUBECTL = shutil.which("kubectl")
 needs_kubectl = pytest.mark.skipif(KUBECTL is None, reason="kubectl not installed")
 
 APP_PODS = ["alb-instance-7d9c6b5f4-abcde", "alb-instance-7d9c6b5f4-fghij"]
+# Evicted under memory pressure: still listed (terminal pods stay until garbage-collected).
+EVICTED = "alb-instance-7d9c6b5f4-zx8vq"
 CONTROLLER_POD = "aws-load-balancer-controller-5d8f7c9b6d-q2w4e"
 NODE_A = "ip-192-168-70-10.ec2.internal"
 
@@ -192,8 +194,9 @@ def rows(output: str) -> list:
 def test_kubectl_get_pods_by_label(kubectl, api):
     out = rows(kubectl("get", "pods", "-l", "app=alb-instance").stdout)
     assert out[0] == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
-    assert [r[0] for r in out[1:]] == APP_PODS
-    assert all(r[1:4] == ["1/1", "Running", "0"] for r in out[1:])
+    assert [r[0] for r in out[1:]] == APP_PODS + [EVICTED]
+    # app + log-router sidecar; the evicted pod's containers were killed (printPod's reason)
+    assert [r[1:4] for r in out[1:]] == [["2/2", "Running", "0"]] * 2 + [["0/2", "ContainerStatusUnknown", "0"]]
     requests = api.control(cmd="requests")["requests"]
     assert any(r.startswith("GET /api/v1/namespaces/default/pods?labelSelector=app%3Dalb-instance") for r in requests)
     assert not any(r.startswith("GET /api/v1/pods") for r in requests), "listed pods cluster-wide"
@@ -259,9 +262,11 @@ def test_kubectl_crd_short_name(kubectl):
 @needs_kubectl
 def test_kubectl_field_selector(kubectl):
     out = rows(kubectl("get", "pods", "--field-selector", f"spec.nodeName={NODE_A}").stdout)
+    assert [r[0] for r in out[1:]] == [APP_PODS[0], EVICTED]
+    out = rows(kubectl("get", "pods", "--field-selector", f"spec.nodeName={NODE_A},status.phase=Running").stdout)
     assert [r[0] for r in out[1:]] == [APP_PODS[0]]
     out = rows(kubectl("get", "pods", "-A", "--field-selector", f"spec.nodeName={NODE_A}").stdout)
-    assert sorted(r[1] for r in out[1:]) == sorted([APP_PODS[0], CONTROLLER_POD, "kube-proxy-7xk2m"])
+    assert sorted(r[1] for r in out[1:]) == sorted([APP_PODS[0], EVICTED, CONTROLLER_POD, "kube-proxy-7xk2m"])
 
 
 @needs_kubectl
@@ -354,14 +359,14 @@ def test_kubectl_injected_500(kubectl, api):
     r = kubectl("get", "pods", check=False)
     assert r.returncode == 1
     assert r.stderr.strip() == "Error from server (InternalError): Internal error occurred: injected fault"
-    assert len(rows(kubectl("get", "pods").stdout)) == 3  # the fault was used up
+    assert len(rows(kubectl("get", "pods").stdout)) == 4  # the fault was used up: header + 3 pods
 
 
 @needs_kubectl
 def test_kubectl_after_load(kubectl, api):
     api.control(cmd="load", state=str(LB_ERRORS))
     names = [r[0] for r in rows(kubectl("get", "pods", "-l", "app=alb-instance").stdout)[1:]]
-    assert names == ["alb-instance-7d9c6b5f4-k2v9x", "alb-instance-7d9c6b5f4-m4n8p"]
+    assert names == ["alb-instance-7d9c6b5f4-k2v9x", "alb-instance-7d9c6b5f4-m4n8p", EVICTED]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -435,7 +440,7 @@ def test_assumed_role_arn_comes_from_sts(api, sts):
     api.control(cmd="authz", rules={"arn:aws:sts::123456789012:assumed-role/reader/*": {"allow": [
         {"verbs": ["get", "list"], "resources": ["services", "pods/log"], "namespaces": ["default"]}]}})
     assert api.call("GET", "/api/v1/namespaces/default/services", role_token)[0] == 200
-    assert api.call("GET", f"/api/v1/namespaces/default/pods/{APP_PODS[0]}/log", role_token)[0] == 200
+    assert api.call("GET", f"/api/v1/namespaces/default/pods/{APP_PODS[0]}/log?container=nginx", role_token)[0] == 200
     status, _, body = api.call("GET", f"/api/v1/namespaces/default/pods/{APP_PODS[0]}", role_token)
     assert status == 403
     assert body == {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
@@ -455,8 +460,8 @@ def _names(body):
 
 
 @pytest.mark.parametrize("path, selector, expected", [
-    ("/api/v1/pods", "app in (alb-instance, other)", APP_PODS),
-    ("/api/v1/pods", "app=alb-instance,pod-template-hash==7d9c6b5f4", APP_PODS),
+    ("/api/v1/pods", "app in (alb-instance, other)", APP_PODS + [EVICTED]),
+    ("/api/v1/pods", "app=alb-instance,pod-template-hash==7d9c6b5f4", APP_PODS + [EVICTED]),
     ("/api/v1/namespaces/kube-system/pods", "k8s-app", ["kube-proxy-7xk2m", "kube-proxy-9pl4n"]),
     ("/api/v1/namespaces/kube-system/pods", "app notin (alb-instance)",
      ["aws-load-balancer-controller-5d8f7c9b6d-q2w4e", "aws-load-balancer-controller-5d8f7c9b6d-r5t6y",
@@ -558,11 +563,16 @@ def test_tables(api, token):
 def test_pod_logs(api, token):
     base = f"/api/v1/namespaces/default/pods/{APP_PODS[0]}/log"
     text = (HEALTHY / "logs" / "default" / f"{APP_PODS[0]}.log").read_text()
-    status, ct, body = api.call("GET", base, token, accept=None)
+    # Two containers (and an init container): the API server wants to be told which.
+    status, _, body = api.call("GET", base, token, accept=None)
+    assert status == 400 and body["message"] == (
+        f"a container name must be specified for pod {APP_PODS[0]}, choose one of: [nginx log-router] "
+        "or one of the init containers: [render-config]"), body
+    status, ct, body = api.call("GET", base + "?container=nginx", token, accept=None)
     assert (status, ct, body) == (200, "text/plain", text)
     assert api.call("GET", base + "?tailLines=2&container=nginx", token)[2] == \
         "".join(text.splitlines(keepends=True)[-2:])
-    status, _, body = api.call("GET", base + "?previous=true", token)
+    status, _, body = api.call("GET", base + "?previous=true&container=nginx", token)
     assert status == 400 and body["message"] == f'previous terminated container "nginx" in pod "{APP_PODS[0]}" not found'
     assert api.call("GET", base + "?container=sidecar", token)[2]["message"] == \
         f"container sidecar is not valid for pod {APP_PODS[0]}"

@@ -280,7 +280,11 @@ pub async fn handle(ctx: &Ctx, event: LambdaEvent<Value>) -> Result<Value, Handl
     let mut writes_left = s.fix.max_writes;
     for (tg, cluster) in targets {
         let limits = limits(event.context.deadline(), s.deadline_margin);
-        let snapshot = gather_snapshot(ctx, &tg, cluster, limits).await;
+        let mut snapshot = gather_snapshot(ctx, &tg, cluster, limits).await;
+        // The diagnosis is about the moment the alarm fired ("the hour before the alarm").
+        if let Some(at) = alarm.as_ref().and_then(|a| a.state_changed_at()) {
+            snapshot.as_of = Some(at);
+        }
         let mut report = doctor::diagnose(&snapshot);
         if let Some(cluster) = &report.cluster {
             if !s.allowed_clusters.is_empty() && !s.allowed_clusters.contains(cluster) {

@@ -255,8 +255,27 @@ pub struct Subnet {
     pub subnet_id: String,
     pub vpc_id: Option<String>,
     pub cidr_block: Option<String>,
+    pub ipv6_cidr_block_association_set: Vec<SubnetIpv6CidrBlockAssociation>,
     pub availability_zone: Option<String>,
     pub tags: Vec<Tag>,
+}
+
+impl Subnet {
+    /// Whether `ip` (IPv4 or IPv6) lies in one of the subnet's CIDR blocks.
+    pub fn contains(&self, ip: &std::net::IpAddr) -> bool {
+        let in_block = |b: &str| b.parse::<ipnet::IpNet>().is_ok_and(|n| n.contains(ip));
+        self.cidr_block.as_deref().is_some_and(in_block)
+            || self
+                .ipv6_cidr_block_association_set
+                .iter()
+                .any(|a| in_block(&a.ipv6_cidr_block))
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct SubnetIpv6CidrBlockAssociation {
+    pub ipv6_cidr_block: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
@@ -360,16 +379,52 @@ pub struct NetworkInterface {
     pub interface_type: Option<String>,
     pub private_ip_address: Option<String>,
     pub private_ip_addresses: Vec<PrivateIpAddress>,
+    /// Prefix delegation: /28 prefixes the VPC CNI hands out pod addresses from.
+    pub ipv4_prefixes: Vec<Ipv4PrefixSpecification>,
+    pub ipv6_addresses: Vec<InstanceIpv6Address>,
+    /// IPv6 prefix delegation (/80 prefixes, IPv6 clusters).
+    pub ipv6_prefixes: Vec<Ipv6PrefixSpecification>,
     pub groups: Vec<GroupIdentifier>,
     pub attachment: Option<NetworkInterfaceAttachment>,
 }
 
 impl NetworkInterface {
-    /// Whether `ip` is the primary or a secondary private address of this interface.
+    /// Whether `ip` is on this interface: its primary or a secondary private address, an
+    /// IPv6 address, or inside one of its delegated IPv4 / IPv6 prefixes.
     pub fn has_ip(&self, ip: &str) -> bool {
-        self.private_ip_address.as_deref() == Some(ip)
+        if self.private_ip_address.as_deref() == Some(ip)
             || self.private_ip_addresses.iter().any(|a| a.private_ip_address == ip)
+        {
+            return true;
+        }
+        let Ok(addr) = ip.parse::<std::net::IpAddr>() else {
+            return false;
+        };
+        let in_prefix = |p: &str| p.parse::<ipnet::IpNet>().is_ok_and(|net| net.contains(&addr));
+        self.ipv6_addresses
+            .iter()
+            .any(|a| a.ipv6_address.parse::<std::net::IpAddr>().ok() == Some(addr))
+            || self.ipv4_prefixes.iter().any(|p| in_prefix(&p.ipv4_prefix))
+            || self.ipv6_prefixes.iter().any(|p| in_prefix(&p.ipv6_prefix))
     }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Ipv4PrefixSpecification {
+    pub ipv4_prefix: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Ipv6PrefixSpecification {
+    pub ipv6_prefix: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct InstanceIpv6Address {
+    pub ipv6_address: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
@@ -475,6 +530,9 @@ pub struct DescribeVpcsOutput {
 #[serde(rename_all = "PascalCase", default)]
 pub struct DescribeInstancesOutput {
     pub reservations: Vec<Reservation>,
+    /// This project's addition (what `collect` writes): instance IDs EC2 answered
+    /// `InvalidInstanceID.NotFound` for. The AWS CLI fails the whole call instead.
+    pub instance_ids_not_found: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -73,6 +73,8 @@ pub fn write_dump(snapshot: &Snapshot, dir: &Path) -> Result<()> {
             "region": snapshot.region,
             "accountId": snapshot.account_id,
             "clusterName": cluster,
+            "collectedAt": snapshot.as_of.map(|t| t.to_string()),
+            "kubeScope": snapshot.kube.scopes,
         })),
     )?;
     let a = &snapshot.aws;
@@ -124,11 +126,11 @@ pub fn write_dump(snapshot: &Snapshot, dir: &Path) -> Result<()> {
             .iter()
             .map(|i| json!({ "Instances": [to_value(i)] }))
             .collect();
-        write(
-            dir,
-            "aws/ec2-describe-instances.json",
-            &pretty(&json!({ "Reservations": reservations })),
-        )?;
+        let mut out = json!({ "Reservations": reservations });
+        if !a.instances_not_found.is_empty() {
+            out["InstanceIdsNotFound"] = json!(a.instances_not_found);
+        }
+        write(dir, "aws/ec2-describe-instances.json", &pretty(&out))?;
     }
     aws_list(
         dir,
@@ -168,6 +170,7 @@ pub fn write_dump(snapshot: &Snapshot, dir: &Path) -> Result<()> {
     kube_list(dir, "nodes", &k.nodes, none)?;
     kube_list(dir, "namespaces", &k.namespaces, none)?;
     kube_list(dir, "deployments", &k.deployments, none)?;
+    kube_list(dir, "replicasets", &k.replica_sets, none)?;
     kube_list(dir, "daemonsets", &k.daemon_sets, none)?;
     if let Some(logs) = k.logs.present() {
         fs::create_dir_all(dir.join("k8s/logs")).map_err(|source| Error::Read {

@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::arn::TargetGroupArn;
 use crate::aws;
 use crate::error::{Error, Result};
-use crate::snapshot::{Collected, KubeState, ProbeFile, Snapshot};
+use crate::snapshot::{Collected, KubeState, ProbeFile, Scope, ScopeEntry, Snapshot};
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -23,6 +23,12 @@ struct Manifest {
     region: Option<String>,
     account_id: Option<String>,
     cluster_name: Option<String>,
+    /// When the dump was taken (RFC 3339); else the newest timestamp found in it.
+    collected_at: Option<String>,
+    /// What each namespaced kind's list covered (as `collect` writes it); else inferred
+    /// from the files: the namespaces their objects are in.
+    #[serde(default)]
+    kube_scope: BTreeMap<String, Scope>,
 }
 
 /// Reads the dump at `dir`.
@@ -40,7 +46,18 @@ pub fn load(dir: &Path) -> Result<Snapshot> {
         })?;
     let arn = TargetGroupArn::parse(&arn_text)?;
 
+    let collected_at = match &manifest.collected_at {
+        Some(text) => Some(text.parse::<k8s_openapi::jiff::Timestamp>().map_err(|e| Error::Parse {
+            path: manifest_path.clone(),
+            format: "JSON",
+            line: 0,
+            column: 0,
+            message: format!("collectedAt {text:?} is not an RFC 3339 timestamp: {e}"),
+        })?),
+        None => None,
+    };
     let mut snapshot = Snapshot {
+        as_of: collected_at,
         region: manifest.region.or_else(|| Some(arn.region.clone())),
         account_id: manifest.account_id.or_else(|| Some(arn.account.clone())),
         cluster_name: manifest.cluster_name,
@@ -48,7 +65,7 @@ pub fn load(dir: &Path) -> Result<Snapshot> {
         ..Snapshot::default()
     };
     load_aws(dir, &arn_text, &mut snapshot)?;
-    load_kube(dir, &mut snapshot)?;
+    load_kube(dir, &mut snapshot, manifest.kube_scope)?;
 
     let probe_path = dir.join("probe.json");
     snapshot.probe = if probe_path.exists() {
@@ -163,9 +180,13 @@ fn load_aws(dir: &Path, arn: &str, snapshot: &mut Snapshot) -> Result<()> {
         o.subnets
     })?;
     state.vpcs = collected(dir, "ec2-describe-vpcs.json", |o: aws::DescribeVpcsOutput| o.vpcs)?;
-    state.instances = collected(dir, "ec2-describe-instances.json", |o: aws::DescribeInstancesOutput| {
-        o.reservations.into_iter().flat_map(|r| r.instances).collect()
-    })?;
+    state.instances = match aws_file::<aws::DescribeInstancesOutput>(dir, "ec2-describe-instances.json")? {
+        Some(out) => {
+            state.instances_not_found = out.instance_ids_not_found;
+            Collected::Present(out.reservations.into_iter().flat_map(|r| r.instances).collect())
+        }
+        None => Collected::not_collected("not in dump: aws/ec2-describe-instances.json"),
+    };
     state.network_interfaces = collected(
         dir,
         "ec2-describe-network-interfaces.json",
@@ -204,6 +225,7 @@ const KINDS: &[(&str, &[&str])] = &[
     ("Node", &["nodes", "node", "no"]),
     ("Namespace", &["namespaces", "namespace", "ns"]),
     ("Deployment", &["deployments", "deployment", "deploy"]),
+    ("ReplicaSet", &["replicasets", "replicaset", "rs"]),
     ("DaemonSet", &["daemonsets", "daemonset", "ds"]),
 ];
 
@@ -213,19 +235,57 @@ fn expected_group(kind: &str) -> &'static [&'static str] {
         "TargetGroupBinding" => &["elbv2.k8s.aws"],
         "EndpointSlice" => &["discovery.k8s.io"],
         "Ingress" | "IngressClass" => &["networking.k8s.io"],
-        "Deployment" | "DaemonSet" => &["apps"],
+        "Deployment" | "DaemonSet" | "ReplicaSet" => &["apps"],
         _ => &[""],
     }
 }
+
+/// Kinds without a namespace: collected or not, there is no scope to track.
+const CLUSTER_SCOPED: &[&str] = &["Node", "Namespace", "IngressClass"];
+
+/// Keys whose values are timestamps of something the cluster observed.
+const TIMESTAMP_KEYS: &[&str] = &[
+    "lastTimestamp",
+    "eventTime",
+    "lastHeartbeatTime",
+    "lastTransitionTime",
+    "startedAt",
+    "finishedAt",
+    "creationTimestamp",
+];
 
 #[derive(Default)]
 struct KubeObjects {
     by_kind: BTreeMap<&'static str, Vec<(PathBuf, Value)>>,
     hinted: BTreeSet<&'static str>,
     skipped: BTreeMap<String, usize>,
+    /// Per kind, the namespaces its objects were found in.
+    namespaces: BTreeMap<&'static str, BTreeSet<String>>,
+    newest: Option<k8s_openapi::jiff::Timestamp>,
 }
 
-fn load_kube(dir: &Path, snapshot: &mut Snapshot) -> Result<()> {
+/// The newest timestamp under `value` (see [`TIMESTAMP_KEYS`]).
+fn newest_timestamp(value: &Value, newest: &mut Option<k8s_openapi::jiff::Timestamp>) {
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                if let (true, Some(text)) = (TIMESTAMP_KEYS.contains(&k.as_str()), v.as_str()) {
+                    if let Ok(t) = text.parse::<k8s_openapi::jiff::Timestamp>() {
+                        if newest.is_none_or(|n| t > n) {
+                            *newest = Some(t);
+                        }
+                    }
+                } else {
+                    newest_timestamp(v, newest);
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| newest_timestamp(v, newest)),
+        _ => {}
+    }
+}
+
+fn load_kube(dir: &Path, snapshot: &mut Snapshot, declared_scope: BTreeMap<String, Scope>) -> Result<()> {
     let k8s = dir.join("k8s");
     if !k8s.is_dir() {
         snapshot.kube = KubeState::all_not_collected("dump has no k8s/ directory");
@@ -272,8 +332,12 @@ fn load_kube(dir: &Path, snapshot: &mut Snapshot) -> Result<()> {
             }
         }
         for doc in docs {
+            newest_timestamp(&doc, &mut objects.newest);
             flatten_into(path, doc, None, &mut objects);
         }
+    }
+    if snapshot.as_of.is_none() {
+        snapshot.as_of = objects.newest;
     }
     if !objects.skipped.is_empty() {
         let kinds: Vec<String> = objects.skipped.iter().map(|(k, n)| format!("{k} ({n})")).collect();
@@ -295,8 +359,33 @@ fn load_kube(dir: &Path, snapshot: &mut Snapshot) -> Result<()> {
     kube.nodes = typed(&objects, "Node")?;
     kube.namespaces = typed(&objects, "Namespace")?;
     kube.deployments = typed(&objects, "Deployment")?;
+    kube.replica_sets = typed(&objects, "ReplicaSet")?;
     kube.daemon_sets = typed(&objects, "DaemonSet")?;
     kube.logs = load_logs(&k8s.join("logs"))?;
+    // Scope: declared by the manifest, else the namespaces the kind's objects are in (an
+    // empty List in a file named after the kind says "listed everywhere, none found").
+    for (kind, _) in KINDS {
+        if CLUSTER_SCOPED.contains(kind) {
+            continue;
+        }
+        let scope = match declared_scope.get(*kind) {
+            Some(scope) => scope.clone(),
+            None if objects.hinted.contains(kind) => continue,
+            None => match objects.namespaces.get(kind) {
+                Some(namespaces) => Scope(
+                    namespaces
+                        .iter()
+                        .map(|ns| ScopeEntry {
+                            namespace: Some(ns.clone()),
+                            labels: BTreeMap::new(),
+                        })
+                        .collect(),
+                ),
+                None => continue, // not collected at all: the Collected says so
+            },
+        };
+        kube.scopes.insert(kind.to_string(), scope);
+    }
     Ok(())
 }
 
@@ -345,6 +434,9 @@ fn flatten_into(path: &Path, mut doc: Value, inherited: Option<(&str, &str)>, ou
     let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
     match KINDS.iter().find(|(k, _)| *k == kind) {
         Some((k, _)) if expected_group(k).contains(&group) => {
+            if let Some(ns) = doc.pointer("/metadata/namespace").and_then(Value::as_str) {
+                out.namespaces.entry(k).or_default().insert(ns.to_string());
+            }
             out.by_kind.entry(k).or_default().push((path.to_path_buf(), doc));
         }
         _ => {
@@ -455,8 +547,10 @@ impl KubeState {
             nodes: Collected::NotCollected(nc()),
             namespaces: Collected::NotCollected(nc()),
             deployments: Collected::NotCollected(nc()),
+            replica_sets: Collected::NotCollected(nc()),
             daemon_sets: Collected::NotCollected(nc()),
             logs: Collected::NotCollected(nc()),
+            scopes: BTreeMap::new(),
         }
     }
 }

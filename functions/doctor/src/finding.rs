@@ -30,6 +30,14 @@ pub struct Fix {
     /// The catalogue fix's change, machine-readable: what [`crate::fix`] applies.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub action: Option<FixAction>,
+    /// Whether the evidence proves this change right and unable to make things worse, so
+    /// that it may run without a person (where the catalogue and the deployment allow
+    /// unattended fixes at all). Unset means not proven: a person approves.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unattended: Option<bool>,
+    /// What the evidence showed, or what proof is missing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proof: Option<String>,
 }
 
 /// One change a catalogue fix makes. Each carries the precondition that makes it safe to
@@ -102,7 +110,16 @@ pub struct Finding {
     pub message: String,
     pub evidence: Map<String, Value>,
     pub fix: Option<Fix>,
-    /// The check ID of the deeper finding that explains this one (set by ranking).
+    /// The registered targets (target IDs) this finding concerns; empty when it concerns
+    /// the target group as a whole. Causality explains per target (see [`crate::causality`]).
+    pub targets: Vec<String>,
+    /// The finding concerns the target group as a whole (the controller that keeps its
+    /// registrations): it explains its listed consequences on any target, but is no direct
+    /// cause of a target's failure. A finding with no targets that is not group-level
+    /// concerns no target at all (a side warning).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub group_level: bool,
+    /// The check ID of the deeper finding that explains this one (set by causality).
     pub explained_by: Option<&'static str>,
 }
 
@@ -120,8 +137,18 @@ impl Finding {
             message: message.into(),
             evidence: Map::new(),
             fix: None,
+            targets: Vec::new(),
+            group_level: false,
             explained_by: None,
         }
+    }
+
+    /// The registered targets this finding concerns (sorted, each once).
+    pub fn with_targets(mut self, targets: impl IntoIterator<Item = String>) -> Self {
+        self.targets = targets.into_iter().collect();
+        self.targets.sort();
+        self.targets.dedup();
+        self
     }
 
     /// Sets the evidence; `value` must be a JSON object (anything else is stored under "value").
@@ -138,7 +165,25 @@ impl Finding {
             command: command.into(),
             fix_id,
             action: None,
+            unattended: None,
+            proof: None,
         });
+        self
+    }
+
+    /// Marks the finding as concerning the target group as a whole (see `group_level`).
+    pub fn group_level(mut self) -> Self {
+        self.group_level = true;
+        self
+    }
+
+    /// Records what the evidence proves about the fix set by [`Finding::with_fix`]:
+    /// `unattended` only when it shows the change is right and cannot make things worse.
+    pub fn with_proof(mut self, unattended: bool, proof: impl Into<String>) -> Self {
+        if let Some(fix) = &mut self.fix {
+            fix.unattended = Some(unattended);
+            fix.proof = Some(proof.into());
+        }
         self
     }
 

@@ -2,23 +2,27 @@
 //!
 //! Stages (DESIGN.md): a [`snapshot::Snapshot`] is gathered (here: loaded from a dump by
 //! [`dump::load`]); [`resolve::resolve`] finds the Kubernetes backend; every check in
-//! [`checks::registry`] runs on it; [`rank::rank`] puts the root cause first; the
+//! [`checks::registry`] runs on it; [`causality::rank`] explains findings per target and
+//! puts the root cause first; the
 //! [`report::Report`] renders as JSON or text. Analysis is pure: no I/O after gathering.
 
 pub mod arn;
 pub mod aws;
+pub mod causality;
 pub mod checks;
 pub mod collect;
+pub mod controller;
 pub mod dump;
 pub mod error;
 pub mod finding;
 pub mod fix;
 pub mod gather;
+pub mod kubernetes;
 pub mod notify;
-pub mod rank;
 pub mod report;
 pub mod resolve;
 pub mod snapshot;
+pub mod target_state;
 pub mod trigger;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -61,12 +65,24 @@ pub fn diagnose(snapshot: &Snapshot) -> Report {
             }
         }
     }
-    let findings = rank::rank(findings);
+    let failing: Vec<causality::FailingTarget> = cx
+        .failing_targets()
+        .unwrap_or_default()
+        .iter()
+        .map(|t| causality::FailingTarget {
+            id: t.id().to_string(),
+            state: t.state().to_string(),
+            reason: t.reason().map(str::to_string),
+        })
+        .collect();
+    let ranked = causality::rank(findings, &failing);
     tracing::info!(
-        root_cause = findings.first().map(|f| f.check),
-        findings = findings.len(),
+        root_cause = ranked.findings.first().map(|f| f.check),
+        roots = ranked.roots.len(),
+        unexplained = ranked.unexplained.len(),
+        findings = ranked.findings.len(),
         inconclusive = inconclusive.len(),
         "diagnosis complete"
     );
-    Report::build(snapshot, &resolution, findings, inconclusive)
+    Report::build(snapshot, &resolution, ranked, inconclusive)
 }

@@ -89,9 +89,12 @@ pub fn slack_message(report: &Report, cx: &Context<'_>) -> Value {
         "type": "header",
         "text": { "type": "plain_text", "text": truncate(&format!("Unhealthy targets: {}", report.target_group.name.as_deref().unwrap_or("target group")), 150) }
     })];
+    let unexplained_root = report.root_cause.is_some() && report.root_causes.first().is_some_and(|r| r.unexplained);
     match first {
         Some(f) => {
-            let label = if report.root_cause.is_some() {
+            let label = if unexplained_root {
+                "Root cause (unexplained: a symptom no cause accounts for)"
+            } else if report.root_cause.is_some() {
                 "Root cause"
             } else {
                 "Finding"
@@ -99,15 +102,40 @@ pub fn slack_message(report: &Report, cx: &Context<'_>) -> Value {
             blocks.push(section(format!("*{label}*\n{}", finding_text(f, true))));
             if let Some(fix) = &f.fix {
                 let id = fix.fix_id.map_or(String::new(), |id| format!(" (safe fix `{id}`)"));
+                let proof = match (&fix.proof, fix.unattended) {
+                    (Some(p), Some(true)) => format!("\n_may run unattended: {}_", truncate(p, 300)),
+                    (Some(p), _) => format!("\n_needs approval: {}_", truncate(p, 300)),
+                    _ => String::new(),
+                };
                 blocks.push(section(format!(
-                    "*Fix*{id}\n```{}```",
-                    truncate(&fix.command, SLACK_MAX_SECTION - 40)
+                    "*Fix*{id}\n```{}```{proof}",
+                    truncate(&fix.command, SLACK_MAX_SECTION - 400)
                 )));
             }
         }
+        None if report.unexplained.is_some() => blocks.push(section(
+            "No finding explains the failing targets (see *Unexplained*).".into(),
+        )),
         None => blocks.push(section(
             "No fault found: every check that could decide found nothing wrong.".into(),
         )),
+    }
+    if let Some(text) = roots_text(report) {
+        blocks.push(section(text));
+    }
+    if let Some(u) = &report.unexplained {
+        let targets: Vec<String> = u
+            .targets
+            .iter()
+            .map(|t| format!("`{}` ({})", t.id, t.reason.as_deref().unwrap_or(&t.state)))
+            .collect();
+        let not_checked: Vec<String> = u.not_checked.iter().take(6).map(|n| format!("• {n}")).collect();
+        blocks.push(section(format!(
+            "*Unexplained*: {} failing target(s) no finding accounts for: {}\n*Not checked*\n{}",
+            targets.len(),
+            truncate(&targets.join(", "), 600),
+            not_checked.join("\n")
+        )));
     }
     if !report.fixes.is_empty() {
         blocks.push(section(truncate(
@@ -179,6 +207,25 @@ pub fn slack_message(report: &Report, cx: &Context<'_>) -> Value {
         "text": truncate(&text, 300),
         "attachments": [{ "color": colour(first.map(|f| f.severity)), "blocks": blocks }],
     })
+}
+
+/// When different causes explain different failing targets: one line per root.
+fn roots_text(report: &Report) -> Option<String> {
+    let covering: Vec<String> = report
+        .root_causes
+        .iter()
+        .filter(|r| !r.failing_targets.is_empty())
+        .map(|r| {
+            format!(
+                "• `{}`{}: {} failing target(s): {}",
+                r.check,
+                if r.unexplained { " (unexplained)" } else { "" },
+                r.failing_targets.len(),
+                truncate(&r.failing_targets.join(", "), 300)
+            )
+        })
+        .collect();
+    (covering.len() > 1).then(|| format!("*Different causes on different targets*\n{}", covering.join("\n")))
 }
 
 /// One line per catalogue fix: what it is, on what, and what became of it.

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::causality::{Causality, RootCause, UnexplainedTarget, NOT_CHECKED};
 use crate::finding::{Finding, Severity};
 use crate::fix::FixOutcome;
 use crate::resolve::{port_text, Backend, Resolution};
@@ -23,6 +24,11 @@ pub struct Report {
     pub backend: Option<Backend>,
     /// The check ID of the first finding when it is a fault (critical or warning).
     pub root_cause: Option<&'static str>,
+    /// Every fault nothing explains, with the failing targets each accounts for; the first
+    /// is the root cause. Several roots mean different causes on different targets.
+    pub root_causes: Vec<RootCause>,
+    /// Failing targets no cause accounts for, and what the tool could not check.
+    pub unexplained: Option<Unexplained>,
     pub target_health: TargetHealthSummary,
     pub findings: Vec<Finding>,
     pub inconclusive: Vec<InconclusiveCheck>,
@@ -73,6 +79,16 @@ pub struct TargetHealthSummary {
     pub by_reason: BTreeMap<String, usize>,
     /// Every target is unhealthy: the load balancer fails open and routes to all of them.
     pub fail_open: bool,
+    /// What each reason code present means (Elastic Load Balancing API reference).
+    pub meanings: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Unexplained {
+    pub targets: Vec<UnexplainedTarget>,
+    /// What could still be wrong: what the tool cannot see, and the checks that could not decide.
+    pub not_checked: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -91,9 +107,14 @@ impl Report {
     pub fn build(
         snapshot: &Snapshot,
         resolution: &Resolution,
-        findings: Vec<Finding>,
+        causality: Causality,
         inconclusive: Vec<InconclusiveCheck>,
     ) -> Report {
+        let Causality {
+            findings,
+            roots: root_causes,
+            unexplained,
+        } = causality;
         let arn = snapshot
             .target_group_arn
             .as_ref()
@@ -141,8 +162,16 @@ impl Report {
                     *health.by_reason.entry(reason.clone()).or_default() += 1;
                 }
             }
-            let unhealthy = health.by_state.get("unhealthy").copied().unwrap_or(0);
-            health.fail_open = unhealthy > 0 && health.by_state.get("healthy").copied().unwrap_or(0) == 0;
+            let failing = targets
+                .iter()
+                .filter(|t| crate::target_state::is_failing(&t.target_health.state))
+                .count();
+            health.fail_open = failing > 0 && health.by_state.get("healthy").copied().unwrap_or(0) == 0;
+            health.meanings = health
+                .by_reason
+                .keys()
+                .filter_map(|r| crate::target_state::meaning(r).map(|m| (r.clone(), m.to_string())))
+                .collect();
         }
 
         let mut notes = snapshot.notes.clone();
@@ -156,17 +185,37 @@ impl Report {
         if let Err(why) = &resolution.backend {
             notes.push(format!("Kubernetes backend not resolved: {why}"));
         }
+        if tg.is_some_and(|t| t.load_balancer_arns.is_empty()) {
+            notes.push(
+                "the target group is not attached to any load balancer (its listener rule or Ingress was removed?): nothing health-checks its targets, which stay unused (Target.NotInUse)"
+                    .into(),
+            );
+        }
 
         let root_cause = findings
             .first()
             .filter(|f| f.severity != Severity::Info)
             .map(|f| f.check);
+        let unexplained = (!unexplained.is_empty()).then(|| Unexplained {
+            targets: unexplained,
+            not_checked: NOT_CHECKED
+                .iter()
+                .map(|s| s.to_string())
+                .chain(
+                    inconclusive
+                        .iter()
+                        .map(|i| format!("{} (inconclusive: {})", i.check, i.reason)),
+                )
+                .collect(),
+        });
         Report {
             schema_version: SCHEMA_VERSION,
             target_group,
             cluster: resolution.cluster.clone(),
             backend: resolution.backend.as_ref().ok().cloned(),
             root_cause,
+            root_causes,
+            unexplained,
             target_health: health,
             findings,
             inconclusive,
@@ -251,13 +300,37 @@ impl Report {
         );
         out.push('\n');
 
+        let covering: Vec<&RootCause> = self
+            .root_causes
+            .iter()
+            .filter(|r| !r.failing_targets.is_empty())
+            .collect();
+        if covering.len() > 1 {
+            let _ = writeln!(out, "ROOT CAUSES (different causes on different targets)");
+            for r in &covering {
+                let _ = writeln!(
+                    out,
+                    "  - {}{}: {} failing target(s): {}",
+                    r.check,
+                    if r.unexplained { " (unexplained)" } else { "" },
+                    r.failing_targets.len(),
+                    truncate(&r.failing_targets.join(", "), 160)
+                );
+            }
+            out.push('\n');
+        }
         match self.findings.first() {
+            None if self.unexplained.is_some() => {
+                out.push_str("No finding explains the failing targets (see UNEXPLAINED).\n")
+            }
             None => out.push_str("No findings: every check that could decide found nothing wrong.\n"),
             Some(first) => {
-                let heading = if self.root_cause.is_some() {
-                    "ROOT CAUSE"
-                } else {
-                    "FINDINGS"
+                let heading = match self.root_causes.first() {
+                    Some(r) if self.root_cause.is_some() && r.unexplained => {
+                        "ROOT CAUSE (unexplained: a symptom no cause accounts for)"
+                    }
+                    _ if self.root_cause.is_some() => "ROOT CAUSE",
+                    _ => "FINDINGS",
                 };
                 let _ = writeln!(out, "{heading}");
                 render_finding(&mut out, 1, first);
@@ -267,6 +340,24 @@ impl Report {
                         render_finding(&mut out, i + 1, f);
                     }
                 }
+            }
+        }
+        if let Some(u) = &self.unexplained {
+            let _ = writeln!(out, "\nUNEXPLAINED");
+            let targets: Vec<String> = u
+                .targets
+                .iter()
+                .map(|t| format!("{} ({})", t.id, t.reason.as_deref().unwrap_or(&t.state)))
+                .collect();
+            let _ = writeln!(
+                out,
+                "  {} failing target(s) no finding accounts for: {}",
+                targets.len(),
+                truncate(&targets.join(", "), 300)
+            );
+            let _ = writeln!(out, "  not checked:");
+            for n in &u.not_checked {
+                let _ = writeln!(out, "  - {n}");
             }
         }
         if !self.inconclusive.is_empty() {
@@ -324,6 +415,9 @@ fn render_finding(out: &mut String, n: usize, f: &Finding) {
         f.resource
     );
     let _ = writeln!(out, "     {}", f.message);
+    if !f.targets.is_empty() {
+        let _ = writeln!(out, "     concerns: {}", truncate(&f.targets.join(", "), 160));
+    }
     for (k, v) in &f.evidence {
         let text = match v {
             Value::String(s) => s.clone(),
@@ -334,6 +428,14 @@ fn render_finding(out: &mut String, n: usize, f: &Finding) {
     if let Some(fix) = &f.fix {
         let id = fix.fix_id.map_or(String::new(), |id| format!(" [fix: {id}]"));
         let _ = writeln!(out, "     fix{id}: {}", fix.command);
+        if let Some(proof) = &fix.proof {
+            let who = if fix.unattended == Some(true) {
+                "may run unattended"
+            } else {
+                "needs approval"
+            };
+            let _ = writeln!(out, "     proof ({who}): {proof}");
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Endpoints, Event, Namespace, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
@@ -74,6 +74,10 @@ pub struct Snapshot {
     pub account_id: Option<String>,
     /// The cluster the caller named (manifest, event or flag); resolution may find another.
     pub cluster_name: Option<String>,
+    /// The moment the diagnosis is about: the alarm's state-change time when an alarm
+    /// triggered it, else when the state was gathered (a dump's `collectedAt`, else the newest
+    /// timestamp in it). "Now" for judging how recent a restart or a log line is.
+    pub as_of: Option<k8s_openapi::jiff::Timestamp>,
     pub aws: AwsState,
     pub kube: KubeState,
     pub probe: Collected<Vec<ProbeResult>>,
@@ -95,6 +99,8 @@ pub struct AwsState {
     pub subnets: Collected<Vec<aws::Subnet>>,
     pub vpcs: Collected<Vec<aws::Vpc>>,
     pub instances: Collected<Vec<aws::Instance>>,
+    /// Instance IDs that EC2 reported as not existing (`InvalidInstanceID.NotFound`).
+    pub instances_not_found: Vec<String>,
     pub network_interfaces: Collected<Vec<aws::NetworkInterface>>,
     pub cluster: Collected<aws::Cluster>,
 }
@@ -112,9 +118,99 @@ pub struct KubeState {
     pub nodes: Collected<Vec<Node>>,
     pub namespaces: Collected<Vec<Namespace>>,
     pub deployments: Collected<Vec<Deployment>>,
+    pub replica_sets: Collected<Vec<ReplicaSet>>,
     pub daemon_sets: Collected<Vec<DaemonSet>>,
     /// Container logs keyed by (namespace, pod name).
     pub logs: Collected<BTreeMap<(String, String), String>>,
+    /// What each namespaced kind's collected list covers, by kind name (`Pod`, `Deployment`,
+    /// ...). A kind without an entry was listed in every namespace.
+    pub scopes: BTreeMap<String, Scope>,
+}
+
+/// Which part of a namespaced kind a list covers: each entry is one namespace (or all)
+/// with an optional equality label selector, as the list call or the dump file had it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(transparent)]
+pub struct Scope(pub Vec<ScopeEntry>);
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScopeEntry {
+    /// `None`: every namespace.
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Only objects with these labels were listed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+impl Scope {
+    pub fn all() -> Self {
+        Scope(vec![ScopeEntry::default()])
+    }
+
+    pub fn namespace(ns: &str, labels: &[(&str, &str)]) -> ScopeEntry {
+        ScopeEntry {
+            namespace: Some(ns.to_string()),
+            labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        }
+    }
+
+    /// Whether an object in `namespace` with `labels` would have been in the list.
+    pub fn covers(&self, namespace: &str, labels: &BTreeMap<String, String>) -> bool {
+        self.0.iter().any(|e| {
+            e.namespace.as_deref().is_none_or(|n| n == namespace)
+                && e.labels.iter().all(|(k, v)| labels.get(k) == Some(v))
+        })
+    }
+
+    pub fn describe(&self) -> String {
+        let parts: Vec<String> = self
+            .0
+            .iter()
+            .map(|e| {
+                let ns = e.namespace.clone().unwrap_or_else(|| "all namespaces".into());
+                if e.labels.is_empty() {
+                    ns
+                } else {
+                    let sel: Vec<String> = e.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    format!("{ns} ({})", sel.join(","))
+                }
+            })
+            .collect();
+        if parts.is_empty() {
+            "nothing".into()
+        } else {
+            parts.join(", ")
+        }
+    }
+}
+
+impl KubeState {
+    /// The collected objects of `kind` in `namespace` that carry `labels`, or why they were
+    /// not collected: the list failed, or it never covered that namespace / those labels
+    /// (a dump of `kubectl get all -n shop` says nothing about kube-system).
+    pub fn scoped<'a, T>(
+        &self,
+        kind: &str,
+        list: &'a Collected<Vec<T>>,
+        namespace: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<&'a [T], String> {
+        let items = list.items().map_err(|why| format!("{kind} not collected: {why}"))?;
+        match self.scopes.get(kind) {
+            Some(scope) if !scope.covers(namespace, labels) => {
+                let what = if labels.is_empty() {
+                    format!("{kind} in namespace {namespace}")
+                } else {
+                    let sel: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    format!("{kind} in namespace {namespace} labelled {}", sel.join(","))
+                };
+                Err(format!("{what} not collected (collected only: {})", scope.describe()))
+            }
+            _ => Ok(items),
+        }
+    }
 }
 
 /// `elbv2.k8s.aws/v1beta1` TargetGroupBinding: the AWS Load Balancer Controller's record
@@ -165,6 +261,10 @@ pub struct ProbeResult {
     pub latency_ms: Option<u64>,
     #[serde(default)]
     pub detail: Option<String>,
+    /// Set on a direct probe of a pod (`namespace/name`) on one of its ports, made to learn
+    /// which port the application answers on; unset on the health check's own replay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]

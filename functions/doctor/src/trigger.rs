@@ -29,6 +29,21 @@ pub struct Alarm {
     pub source: &'static str,
 }
 
+impl Alarm {
+    /// When the alarm changed state, if its time parses (`2026-11-27T03:01:12.345+0000` as
+    /// CloudWatch writes it, or RFC 3339).
+    pub fn state_changed_at(&self) -> Option<k8s_openapi::jiff::Timestamp> {
+        let text = self.time.as_deref()?.trim();
+        if let Ok(t) = text.parse() {
+            return Some(t);
+        }
+        // `+0000` -> `+00:00`
+        let (head, offset) = text.split_at(text.len().checked_sub(5)?);
+        let colon = format!("{head}{}:{}", offset.get(..3)?, offset.get(3..)?);
+        colon.parse().ok()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Trigger {
     /// Run the diagnosis for this target group.
@@ -373,6 +388,26 @@ fn parse_sns(event: &Value) -> Result<Trigger, TriggerError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn alarm_times_parse_as_cloudwatch_writes_them() {
+        let alarm = |t: &str| Alarm {
+            name: "a".into(),
+            arn: None,
+            account: "1".into(),
+            region: "us-east-1".into(),
+            partition: "aws".into(),
+            state: "ALARM".into(),
+            reason: None,
+            time: Some(t.into()),
+            source: "direct",
+        };
+        let want: k8s_openapi::jiff::Timestamp = "2026-11-27T03:01:12.345Z".parse().unwrap();
+        assert_eq!(alarm("2026-11-27T03:01:12.345+0000").state_changed_at(), Some(want));
+        assert_eq!(alarm("2026-11-27T03:01:12.345Z").state_changed_at(), Some(want));
+        assert_eq!(alarm("yesterday").state_changed_at(), None);
+        assert_eq!(alarm("").state_changed_at(), None);
+    }
     use std::path::Path;
 
     fn event(name: &str) -> Value {

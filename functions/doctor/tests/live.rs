@@ -145,14 +145,29 @@ impl World {
     }
 }
 
+/// Every scenario a live cluster can serve: a partial dump (`"partialDump": true` in its
+/// expected.json) describes what a hurried `kubectl get` left out, which a cluster never does.
 fn scenarios() -> Vec<PathBuf> {
+    let partial = |p: &Path| {
+        std::fs::read_to_string(p.join("expected.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .is_some_and(|v| v["partialDump"] == true)
+    };
     let mut out: Vec<PathBuf> = std::fs::read_dir(repo().join("tests/scenarios"))
         .unwrap()
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.join("manifest.json").exists())
+        .filter(|p| p.join("manifest.json").exists() && !partial(p))
         .collect();
     out.sort();
     out
+}
+
+/// The stand-in world's clock: the scenario's `collectedAt`. The stand-ins serve a cluster
+/// frozen at that moment, so the diagnosis is "as of" it, as the Lambda's is as of the alarm.
+fn scenario_time(scenario: &Path) -> Option<k8s_openapi::jiff::Timestamp> {
+    let manifest: Value = serde_json::from_str(&std::fs::read_to_string(scenario.join("manifest.json")).ok()?).ok()?;
+    manifest["collectedAt"].as_str()?.parse().ok()
 }
 
 /// What must be equal between two diagnoses of the same state.
@@ -185,7 +200,7 @@ async fn every_scenario_served_live_diagnoses_like_its_dump_and_collect_round_tr
     for scenario in &all {
         let name = scenario.file_name().unwrap().to_string_lossy().into_owned();
         let arn = world.serve(scenario);
-        let snapshot = gather(
+        let mut snapshot = gather(
             &world.aws,
             KubeAccess::Eks(&clients),
             &arn,
@@ -193,6 +208,7 @@ async fn every_scenario_served_live_diagnoses_like_its_dump_and_collect_round_tr
             Limits::within(Duration::from_secs(30)),
         )
         .await;
+        snapshot.as_of = scenario_time(scenario);
         let live = doctor::diagnose(&snapshot);
         // gather() does not replay health checks (the caller opts in; see
         // health_check_replay_reproduces_the_recorded_results): compare without probe.json.
@@ -494,7 +510,11 @@ async fn catalogue_fixes_run_every_guard_against_the_live_api() {
     let diagnose_live = |world: &World, arn: TargetGroupArn| {
         let aws = world.aws.clone();
         let clients = &clients;
-        async move { doctor::diagnose(&gather(&aws, KubeAccess::Eks(clients), &arn, None, limits).await) }
+        async move {
+            let mut snapshot = gather(&aws, KubeAccess::Eks(clients), &arn, None, limits).await;
+            snapshot.as_of = scenario_time(&repo().join("tests/scenarios/external-traffic-policy-local"));
+            doctor::diagnose(&snapshot)
+        }
     };
     let arn = world.serve(&etp);
     let report = diagnose_live(&world, arn.clone()).await;
@@ -622,13 +642,25 @@ async fn catalogue_fixes_run_every_guard_against_the_live_api() {
     let elsewhere = plan(&report, &policy(FixMode::Auto, &["default"]), None);
     assert_eq!(elsewhere[0].status, FixStatus::NotAllowed);
 
-    // target-port: the one Service port is repointed, and the next diagnosis is clean of it.
+    // target-port: without the replay the declared ports are only a hint, and the fix waits
+    // for a person; with the replay proving it (local servers reproduce the scenario's pods:
+    // 8080 refused, 80 answering) it runs unattended, the one Service port is repointed, and
+    // the next diagnosis is clean of it.
     let target_port = repo().join("tests/scenarios/target-port-mismatch");
     let arn = world.serve(&target_port);
     let report = diagnose_live(&world, arn.clone()).await;
+    let unproven = plan(&report, &auto, None);
+    assert_eq!(unproven[0].status, FixStatus::AwaitingApproval, "{unproven:#?}");
+    assert!(unproven[0].detail.contains("not proven"), "{}", unproven[0].detail);
+    let mut snapshot = gather(&world.aws, KubeAccess::Eks(&clients), &arn, None, limits).await;
+    snapshot.as_of = scenario_time(&target_port);
+    let (_servers, probe) = replay_recorded(&target_port, &snapshot, &limits).await;
+    snapshot.probe = probe;
+    let report = doctor::diagnose(&snapshot);
     let mut fixes = plan(&report, &auto, None);
     assert_eq!(fixes.len(), 1, "{fixes:#?}");
     assert_eq!(fixes[0].fix_id, "set-target-port");
+    assert_eq!(fixes[0].status, FixStatus::Planned, "{fixes:#?}");
     apply(&mut fixes, &auto, &writers(SystemTime::now())).await;
     assert_eq!(fixes[0].status, FixStatus::Applied, "{fixes:#?}");
     let after = diagnose_live(&world, arn).await;
@@ -687,6 +719,37 @@ async fn catalogue_fixes_run_every_guard_against_the_live_api() {
 
 /// A local stand-in for one target's health-check endpoint, reproducing one recorded
 /// replay result: an HTTP status, a connection that never answers, or a refused port.
+/// Replays `snapshot`'s health check (and the pod probes) against local servers that
+/// reproduce the scenario's recorded `probe.json`; the servers live as long as the result.
+async fn replay_recorded(
+    scenario: &Path,
+    snapshot: &doctor::Snapshot,
+    limits: &Limits,
+) -> (
+    Vec<TargetServer>,
+    doctor::snapshot::Collected<Vec<doctor::snapshot::ProbeResult>>,
+) {
+    use doctor::gather::probe::{replay, ReplayOptions};
+    let recorded: Value = serde_json::from_str(&std::fs::read_to_string(scenario.join("probe.json")).unwrap()).unwrap();
+    let mut servers = Vec::new();
+    let mut table = std::collections::BTreeMap::new();
+    for r in recorded["results"].as_array().unwrap() {
+        let target: std::net::SocketAddr = format!("{}:{}", r["address"].as_str().unwrap(), r["port"])
+            .parse()
+            .unwrap();
+        let server = TargetServer::start(r).await;
+        table.insert(target, server.addr);
+        servers.push(server);
+    }
+    let options = ReplayOptions {
+        timeout: Some(Duration::from_millis(400)),
+        redirect: Some(table),
+        ..ReplayOptions::default()
+    };
+    let probe = replay(snapshot, &options, limits).await;
+    (servers, probe)
+}
+
 struct TargetServer {
     addr: std::net::SocketAddr,
     requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
@@ -769,6 +832,7 @@ async fn health_check_replay_reproduces_the_recorded_results() {
         let arn = world.serve(scenario);
         let limits = Limits::within(Duration::from_secs(30));
         let mut snapshot = gather(&world.aws, KubeAccess::Eks(&clients), &arn, None, limits).await;
+        snapshot.as_of = scenario_time(scenario);
         // Without a table entry nothing is replayed: the safety net for scenario addresses.
         let none = ReplayOptions {
             redirect: Some(BTreeMap::new()),
@@ -789,8 +853,11 @@ async fn health_check_replay_reproduces_the_recorded_results() {
         for r in &recorded {
             let got = results
                 .iter()
-                .find(|p| p.target_id == r["targetId"].as_str().unwrap())
-                .unwrap_or_else(|| panic!("{name}: {} not replayed", r["targetId"]));
+                .find(|p| {
+                    p.target_id == r["targetId"].as_str().unwrap() && Some(u64::from(p.port)) == r["port"].as_u64()
+                })
+                .unwrap_or_else(|| panic!("{name}: {}:{} not replayed", r["targetId"], r["port"]));
+            assert_eq!(got.pod.as_deref(), r["pod"].as_str(), "{name}: {got:#?}");
             assert_eq!(json!(got.outcome), r["outcome"], "{name}: {got:#?}");
             assert_eq!(
                 got.status_code.map(u64::from),

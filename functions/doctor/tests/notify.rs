@@ -40,3 +40,27 @@ fn rendered_notifications_match_snapshots() {
     insta::assert_debug_snapshot!("sns-attributes", sns_attributes(&report));
     insta::assert_json_snapshot!("chatbot", chatbot_message(&report, &cx));
 }
+
+#[test]
+fn several_roots_and_unexplained_targets_reach_slack() {
+    let load = |name: &str| {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/scenarios")
+            .join(name);
+        doctor::diagnose(&doctor::dump::load(&path).unwrap())
+    };
+    let cx = Context {
+        alarm: None,
+        region: "us-east-1",
+        mode: "report-only",
+    };
+    let two = slack_message(&load("two-roots"), &cx).to_string();
+    assert!(two.contains("Different causes on different targets"), "{two}");
+    assert!(two.contains("kube-proxy-unhealthy"), "{two}");
+    let unexplained = slack_message(&load("unexplained-with-side-warnings"), &cx);
+    let text = unexplained.to_string();
+    assert!(text.contains("Root cause (unexplained"), "{text}");
+    assert!(text.contains("*Unexplained*: 2 failing target(s)"), "{text}");
+    assert!(text.contains("127.0.0.1"), "{text}");
+    insta::assert_json_snapshot!("slack-unexplained", unexplained);
+}

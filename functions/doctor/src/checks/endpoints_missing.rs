@@ -3,7 +3,11 @@
 //! # What it checks
 //! The EndpointSlices labelled `kubernetes.io/service-name=<service>` (or, when no slices
 //! were collected, the legacy Endpoints object): how many addresses are ready for the
-//! Service port the target group serves. Also fires when the Service itself is gone.
+//! Service port the target group serves. Also fires when the Service itself is gone. Not-ready
+//! addresses of pods that wait only on the load balancer's readiness gate
+//! (`target-health.elbv2.k8s.aws/...`, IP targets) are registered by the controller and turn
+//! ready when the load balancer finds them healthy: a consequence, not a cause, so the
+//! check stays quiet. The finding concerns every target.
 //!
 //! # Why it matters
 //! The load balancer reaches pods only through these addresses: the AWS Load Balancer
@@ -25,7 +29,7 @@
 
 use serde_json::json;
 
-use super::{Check, CheckContext, CheckMeta, FixSafety, Inconclusive};
+use super::{shell_quote, Check, CheckContext, CheckMeta, FixSafety, Inconclusive};
 use crate::finding::{k8s_resource, Finding, Severity};
 
 pub struct EndpointsMissing;
@@ -143,13 +147,30 @@ impl Check for EndpointsMissing {
                     backend.service
                 ),
             )
+            .with_targets(cx.all_target_ids())
             .with_evidence(json!({ "service": backend.service, "namespace": ns, "referencedBy": via }))
-            .with_fix(format!("kubectl -n {ns} get service {}", backend.service), None)]);
+            .with_fix(
+                format!("kubectl -n {ns} get service {}", shell_quote(&backend.service)),
+                None,
+            )]);
         }
         let port = cx.service_port()?;
         let port_name = port.name.as_deref().unwrap_or("");
         let addrs = service_addresses(cx, ns, &backend.service, port_name)?;
         if !addrs.ready.is_empty() {
+            return Ok(vec![]);
+        }
+        // IP targets behind the controller's readiness gate: the pods are registered and
+        // become ready endpoints only once the load balancer finds them healthy. Their
+        // endpoints being not ready is the health check's verdict, not a reason for it.
+        let gated: Vec<&str> = cx
+            .selected_pods()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|p| crate::kubernetes::waits_only_on_lb_gate(p))
+            .flat_map(super::pod_ips)
+            .collect();
+        if addrs.not_ready.iter().any(|a| gated.contains(&a.as_str())) {
             return Ok(vec![]);
         }
         let port_label = if port_name.is_empty() {
@@ -175,6 +196,7 @@ impl Check for EndpointsMissing {
             );
         }
         Ok(vec![Finding::new(META.id, Severity::Critical, resource, message)
+            .with_targets(cx.all_target_ids())
             .with_evidence(json!({
                 "source": addrs.source,
                 "port": port.port,
@@ -185,8 +207,8 @@ impl Check for EndpointsMissing {
             }))
             .with_fix(
                 format!(
-                    "kubectl -n {ns} get endpointslices -l kubernetes.io/service-name={} -o wide",
-                    backend.service
+                    "kubectl -n {ns} get endpointslices -l {} -o wide",
+                    shell_quote(&format!("kubernetes.io/service-name={}", backend.service))
                 ),
                 None,
             )])
@@ -227,5 +249,33 @@ mod tests {
     #[test]
     fn quiet_with_ready_endpoints() {
         quiet(&EndpointsMissing, &scenario("healthy"));
+        quiet(&EndpointsMissing, &scenario("healthy-multiport-named-rollout"));
+    }
+
+    #[test]
+    fn pods_waiting_only_on_the_readiness_gate_are_no_missing_endpoint() {
+        // Every pod waits on its gate: the endpoints are not ready because the load balancer
+        // has not passed them yet, the consequence of its health check, not a cause.
+        let mut snap = scenario("healthy-rollout-ip-readiness-gates");
+        if let crate::snapshot::Collected::Present(slices) = &mut snap.kube.endpoint_slices {
+            for ep in slices.iter_mut().flat_map(|s| s.endpoints.iter_mut()) {
+                if let Some(c) = ep.conditions.as_mut() {
+                    c.ready = Some(false);
+                }
+            }
+        }
+        if let crate::snapshot::Collected::Present(pods) = &mut snap.kube.pods {
+            for p in pods.iter_mut() {
+                for c in p.status.as_mut().unwrap().conditions.iter_mut().flatten() {
+                    if c.type_.starts_with("target-health.elbv2.k8s.aws/") {
+                        c.status = "False".into();
+                    }
+                    if c.type_ == "Ready" {
+                        c.status = "False".into();
+                    }
+                }
+            }
+        }
+        quiet(&EndpointsMissing, &snap);
     }
 }

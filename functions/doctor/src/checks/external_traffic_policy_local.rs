@@ -18,9 +18,13 @@
 //! Good: `externalTrafficPolicy: Cluster`; or NLB with its health check on `healthCheckNodePort`.
 //!
 //! # Fix safety
-//! Catalogue fix `set-external-traffic-policy-cluster` (patches the Service to `Cluster`);
-//! may run unattended where the deployment's policy allows it. It gives up source-IP
-//! preservation, which is why policy must allow it.
+//! Catalogue fix `set-external-traffic-policy-cluster` (patches the Service to `Cluster`).
+//! It gives up source-IP preservation, which is why policy must allow it. Proof needed to run
+//! unattended: the Nodes were collected (without them the check is inconclusive: which node
+//! lacks a pod is unknown), every registered instance maps to a Node, the health check goes
+//! to the traffic port (the `healthCheckNodePort` case is by design and gets no fix), and a
+//! registered node without a ready pod is failing now. Targets concerned: the nodes without a
+//! ready pod.
 //!
 //! # References
 //! - <https://repost.aws/knowledge-center/eks-resolve-failed-health-check-alb-nlb> (externalTrafficPolicy)
@@ -55,10 +59,21 @@ impl Check for ExternalTrafficPolicyLocal {
         if cx.target_type()? != "instance" {
             return Ok(vec![]); // IP targets bypass kube-proxy: the policy does not apply
         }
+        // Which node lacks a pod is only known with the Nodes: without them every target
+        // would look podless, and a fix would be a guess.
+        cx.nodes()?;
         let pods = cx.selected_pods()?;
         let targets = cx.targets()?;
+        let unknown: Vec<&str> = targets.iter().filter(|t| t.node.is_none()).map(|t| t.id()).collect();
+        if !targets.is_empty() && unknown.len() == targets.len() {
+            return Err(Inconclusive(format!(
+                "no Node was found for the registered instances ({}), so which nodes run a ready pod is unknown",
+                unknown.join(", ")
+            )));
+        }
         let without_pod: Vec<_> = targets
             .iter()
+            .filter(|t| t.node.is_some())
             .filter(|t| {
                 let node = t.node_name();
                 !pods
@@ -101,26 +116,56 @@ impl Check for ExternalTrafficPolicyLocal {
                     labels.join(", ")
                 ),
             )
+            .with_targets(without_pod.iter().map(|t| t.id().to_string()))
             .with_evidence(evidence)]);
         }
         let patch = json!({ "spec": { "externalTrafficPolicy": "Cluster" } }).to_string();
+        let failing_without_pod = without_pod
+            .iter()
+            .filter(|t| crate::target_state::is_failing(t.state()))
+            .count();
+        let (unattended, proof) = if failing_without_pod > 0 && unknown.is_empty() {
+            (
+                true,
+                format!("Nodes collected; the check goes to the traffic port, not healthCheckNodePort; {failing_without_pod} registered node(s) without a ready pod fail"),
+            )
+        } else if !unknown.is_empty() {
+            (
+                false,
+                format!(
+                    "no Node found for {}: which nodes lack a pod is not fully known",
+                    unknown.join(", ")
+                ),
+            )
+        } else {
+            (
+                false,
+                "no target is failing for lack of a local pod right now".to_string(),
+            )
+        };
         Ok(vec![Finding::new(
             META.id,
             Severity::Critical,
             resource,
             format!(
-                "Service {ns}/{} uses externalTrafficPolicy Local with instance targets and the health check goes to port {}, not healthCheckNodePort: {} node(s) without a ready pod drop it and fail ({})",
+                "Service {ns}/{} uses externalTrafficPolicy Local with instance targets and the health check goes to port {}, not healthCheckNodePort: {} node(s) without a ready pod drop it and fail ({}); switching to Cluster fixes it but the pods stop seeing client source IPs",
                 backend.service,
                 hc_port.map_or("?".to_string(), |p| p.to_string()),
                 without_pod.len(),
                 labels.join(", ")
             ),
         )
+        .with_targets(without_pod.iter().map(|t| t.id().to_string()))
         .with_evidence(evidence)
         .with_fix(
-            format!("kubectl -n {ns} patch service {} -p {}", backend.service, shell_quote(&patch)),
+            format!(
+                "kubectl -n {ns} patch service {} -p {}  # loses client source IPs",
+                shell_quote(&backend.service),
+                shell_quote(&patch)
+            ),
             META.fix.fix_id(),
         )
+        .with_proof(unattended, proof)
         .with_action(FixAction::PatchObject {
             api_version: "v1",
             resource_kind: "Service",
@@ -155,6 +200,29 @@ mod tests {
         assert_eq!(findings[0].severity, Severity::Info);
         assert!(findings[0].message.contains("by design"), "{}", findings[0].message);
         assert!(findings[0].fix.is_none());
+    }
+
+    #[test]
+    fn without_nodes_it_is_inconclusive_and_offers_no_fix() {
+        let err =
+            crate::checks::fixtures::run(&ExternalTrafficPolicyLocal, &scenario("nodes-not-collected")).unwrap_err();
+        assert!(err.0.contains("Nodes not collected"), "{err}");
+    }
+
+    #[test]
+    fn the_fix_is_unattended_only_with_a_failing_podless_node() {
+        let f = &fires(&ExternalTrafficPolicyLocal, &scenario("external-traffic-policy-local"))[0];
+        assert_eq!(f.fix.as_ref().unwrap().unattended, Some(true));
+        assert!(f.message.contains("client source IPs"), "{}", f.message);
+        let mut snap = scenario("external-traffic-policy-local");
+        if let crate::snapshot::Collected::Present(health) = &mut snap.aws.target_health {
+            for t in health.iter_mut() {
+                t.target_health = Default::default();
+                t.target_health.state = "healthy".into();
+            }
+        }
+        let f = &fires(&ExternalTrafficPolicyLocal, &snap)[0];
+        assert_eq!(f.fix.as_ref().unwrap().unattended, Some(false));
     }
 
     #[test]

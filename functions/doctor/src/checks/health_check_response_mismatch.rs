@@ -73,10 +73,12 @@ impl Check for HealthCheckResponseMismatch {
         let path = tg.health_check_path.clone().unwrap_or_else(|| "/".into());
         let mut codes: Vec<u16> = Vec::new();
         let mut targets: Vec<String> = Vec::new();
+        let mut ids: Vec<String> = Vec::new();
         for t in cx.failing_targets()? {
             if t.reason() == Some("Target.ResponseCodeMismatch") {
                 codes.extend(codes_in(t.health.target_health.description.as_deref().unwrap_or("")));
                 targets.push(t.label());
+                ids.push(t.id().to_string());
             }
         }
         let probes: Vec<_> = cx
@@ -87,8 +89,9 @@ impl Check for HealthCheckResponseMismatch {
             .collect();
         for p in &probes {
             codes.extend(p.status_code);
-            if !targets.iter().any(|t| t.starts_with(&p.target_id)) {
+            if !ids.contains(&p.target_id) {
                 targets.push(p.target_id.clone());
+                ids.push(p.target_id.clone());
             }
         }
         if targets.is_empty() {
@@ -188,6 +191,7 @@ impl Check for HealthCheckResponseMismatch {
                 targets.len()
             ),
         )
+        .with_targets(ids)
         .with_evidence(json!({
             "healthCheckPath": path,
             "matcher": matcher,

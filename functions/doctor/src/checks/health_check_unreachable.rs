@@ -6,6 +6,9 @@
 //! health-check replay results (`probe.json`) that were refused, timed out or errored.
 //! Targets that are draining, still in their initial checks, or failing by design
 //! (`externalTrafficPolicy: Local` checked on `healthCheckNodePort`) are left out.
+//! `Elb.InternalError` is the load balancer's own failure (`load-balancer-internal-error`).
+//! Targets concerned: the failing ones. It is a symptom: a root only for targets no cause
+//! explains, and then the report lists them as unexplained with what was not checked.
 //!
 //! # Why it matters
 //! This is the symptom the alarm is about. On its own it says "nothing answers on that
@@ -105,6 +108,12 @@ impl Check for HealthCheckUnreachable {
                 "{count} of {} target(s) fail the {protocol} health check on port {port}: {detail}",
                 all.len()
             ),
+        )
+        .with_targets(
+            failing
+                .iter()
+                .map(|t| t.id().to_string())
+                .chain(probes.iter().map(|p| p.target_id.clone())),
         )
         .with_evidence(json!({
             "healthCheckProtocol": protocol,

@@ -245,6 +245,7 @@ impl Check for IngressAnnotationInvalid {
                     k8s_resource(ns, "Ingress", ingress_name),
                     format!("Ingress {ns}/{ingress_name}: {}", p.message),
                 )
+                .with_targets(cx.all_target_ids())
                 .with_evidence(json!({
                     "annotation": format!("{PREFIX}{}", p.annotation),
                     "value": p.value,

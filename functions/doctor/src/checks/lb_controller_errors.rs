@@ -8,6 +8,15 @@
 //! elasticloadbalancing:RegisterTargets` are singled out with the denied actions); no Warning
 //! events such as `FailedDeployModel` on the backend's Ingress, Service or binding.
 //!
+//! Only errors that concern this target group can be its cause: log lines naming the
+//! backend's Service, Ingress, IngressGroup or TargetGroupBinding or the target group's ARN,
+//! and lines naming no object at all (credentials, webhook: they affect every target group),
+//! from the hour before the snapshot was taken. Errors about other objects, and older
+//! lines, are context: an `info` finding that explains nothing. The controller is a
+//! group-level cause (it concerns no target directly): it explains stale registrations.
+//! A Deployment that was not collected (the dump or the gathering did not cover its
+//! namespace) makes the check inconclusive, never "no controller".
+//!
 //! # Why it matters
 //! The controller registers and deregisters targets as pods and nodes come and go. If it is
 //! down or lacks IAM permissions, the target group keeps stale targets (unhealthy) and never
@@ -28,11 +37,12 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use serde_json::{json, Value};
+use serde_json::json;
 
-use super::{is_pod_ready, labels_match, pod_name, Check, CheckContext, CheckMeta, FixSafety, Inconclusive};
+use super::{is_pod_ready, labels_match, pod_name, truncate, Check, CheckContext, CheckMeta, FixSafety, Inconclusive};
+use crate::controller::{self, BackendObjects, Concerns};
 use crate::finding::{k8s_resource, Finding, Severity};
-use crate::resolve::{TAG_CLUSTER, TAG_INGRESS_RESOURCE, TAG_SERVICE_STACK};
+use crate::resolve::{TAG_CLUSTER, TAG_INGRESS_RESOURCE, TAG_INGRESS_STACK, TAG_SERVICE_STACK};
 
 pub struct LbControllerErrors;
 
@@ -44,6 +54,8 @@ static META: CheckMeta = CheckMeta {
 };
 
 const CONTROLLER: &str = "aws-load-balancer-controller";
+const CONTROLLER_NAMESPACE: &str = "kube-system";
+const NAME_LABEL: &str = "app.kubernetes.io/name";
 const PERMISSION_MARKERS: &[&str] = &[
     "AccessDenied",
     "UnauthorizedOperation",
@@ -63,52 +75,53 @@ fn is_controller(d: &Deployment) -> bool {
         || d.metadata
             .labels
             .as_ref()
-            .and_then(|l| l.get("app.kubernetes.io/name"))
+            .and_then(|l| l.get(NAME_LABEL))
             .map(String::as_str)
             == Some(CONTROLLER)
 }
 
 /// An error line of the controller's log: (is a permission error, the denied action, text).
-pub(crate) fn classify_log_line(line: &str) -> Option<(bool, Option<String>, String)> {
-    let parsed: Option<Value> = line
-        .trim_start()
-        .starts_with('{')
-        .then(|| serde_json::from_str(line).ok())
-        .flatten();
-    let is_error = match &parsed {
-        Some(v) => v.get("level").and_then(Value::as_str) == Some("error"),
-        None => {
-            line.contains("level=error")
-                || line.starts_with('E') && line.get(1..5).is_some_and(|d| d.bytes().all(|b| b.is_ascii_digit()))
-        }
-    };
-    if !is_error {
-        return None;
-    }
-    let text = match &parsed {
-        Some(v) => {
-            let msg = v.get("msg").and_then(Value::as_str).unwrap_or("");
-            match v.get("error").and_then(Value::as_str) {
-                Some(err) => format!("{msg}: {err}"),
-                None => msg.to_string(),
-            }
-        }
-        None => line.to_string(),
-    };
+pub(crate) fn permission_and_action(text: &str) -> (bool, Option<String>) {
     let permission = PERMISSION_MARKERS.iter().any(|m| text.contains(m));
     let action = text
         .split_once("perform: ")
         .and_then(|(_, rest)| rest.split_whitespace().next())
         .map(|a| a.trim_end_matches([',', '.', ';']).to_string());
-    Some((permission, action, text))
+    (permission, action)
 }
 
-fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        s.to_string()
-    } else {
-        format!("{}...", s.chars().take(max).collect::<String>())
+/// The objects of this backend a log line may name.
+fn backend_objects(cx: &CheckContext<'_>) -> Option<BackendObjects> {
+    let b = cx.backend().ok()?;
+    let tg = cx.target_group().ok();
+    let mut names = vec![b.service.clone()];
+    names.extend(b.ingress.clone());
+    names.extend(b.target_group_binding.clone());
+    if let Some(tg) = tg {
+        names.push(tg.target_group_name.clone()); // the controller names bindings after the target group
     }
+    let ingress_group = cx
+        .snapshot
+        .aws
+        .tags
+        .present()
+        .and_then(|t| t.get(TAG_INGRESS_STACK))
+        .filter(|stack| !stack.contains('/'))
+        .cloned();
+    Some(BackendObjects {
+        namespace: b.namespace.clone(),
+        names,
+        ingress_group,
+        target_group_arn: cx.arn(),
+        target_group_name: tg.map(|t| t.target_group_name.clone()).unwrap_or_default(),
+    })
+}
+
+#[derive(Default)]
+struct ErrorGroup {
+    count: usize,
+    sample: String,
+    last: Option<k8s_openapi::jiff::Timestamp>,
 }
 
 impl Check for LbControllerErrors {
@@ -130,16 +143,25 @@ impl Check for LbControllerErrors {
             .items()
             .map_err(|why| Inconclusive(format!("controller Deployment not collected: {why}")))?;
         let Some(deployment) = deployments.iter().find(|d| is_controller(d)) else {
+            // Absent only if the list could have seen it.
+            cx.scoped(
+                "Deployment",
+                &kube.deployments,
+                CONTROLLER_NAMESPACE,
+                &[(NAME_LABEL, CONTROLLER)],
+            )
+            .map_err(|why| Inconclusive(format!("the controller Deployment was not collected: {why}")))?;
             return Ok(vec![Finding::new(
                 META.id,
                 Severity::Critical,
-                format!("kube-system/Deployment/{CONTROLLER}"),
+                format!("{CONTROLLER_NAMESPACE}/Deployment/{CONTROLLER}"),
                 "the target group is managed by the AWS Load Balancer Controller but no controller Deployment exists: nothing registers or deregisters its targets",
             )
+            .group_level()
             .with_evidence(json!({ "deploymentsCollected": deployments.len() }))
             .with_fix("kubectl get deployments -A -l app.kubernetes.io/name=aws-load-balancer-controller", None)]);
         };
-        let ns = deployment.metadata.namespace.as_deref().unwrap_or("kube-system");
+        let ns = deployment.metadata.namespace.as_deref().unwrap_or(CONTROLLER_NAMESPACE);
         let name = deployment.metadata.name.as_deref().unwrap_or(CONTROLLER);
         let resource = k8s_resource(ns, "Deployment", name);
         let status = deployment.status.as_ref();
@@ -160,8 +182,11 @@ impl Check for LbControllerErrors {
             .filter(|p| !selector.is_empty() && labels_match(&selector, p.metadata.labels.as_ref()))
             .collect();
 
-        // Log errors grouped by (permission?, action, first 160 chars).
-        let mut errors: BTreeMap<(bool, Option<String>), (usize, String)> = BTreeMap::new();
+        // Log errors: causes (this backend or no object, recent) apart from context.
+        let now = cx.now();
+        let objects = backend_objects(cx);
+        let mut causes: BTreeMap<(bool, Option<String>), ErrorGroup> = BTreeMap::new();
+        let mut context: BTreeMap<String, ErrorGroup> = BTreeMap::new();
         let logs = kube.logs.present();
         let mut logs_read = 0;
         for pod in &pods {
@@ -169,9 +194,29 @@ impl Check for LbControllerErrors {
                 continue;
             };
             logs_read += 1;
-            for (permission, action, text) in log.lines().filter_map(classify_log_line) {
-                let entry = errors.entry((permission, action)).or_insert((0, text));
-                entry.0 += 1;
+            for line in log
+                .lines()
+                .filter_map(|l| controller::classify(l, objects.as_ref(), now))
+            {
+                let recent = controller::is_recent(line.at, now);
+                let group = match (&line.concerns, recent) {
+                    (Concerns::ThisBackend | Concerns::Global, true) => {
+                        causes.entry(permission_and_action(&line.text)).or_default()
+                    }
+                    (Concerns::OtherObject(what), true) => context
+                        .entry(if what.is_empty() {
+                            "another object".to_string()
+                        } else {
+                            what.clone()
+                        })
+                        .or_default(),
+                    (_, false) => context.entry("older than an hour".to_string()).or_default(),
+                };
+                group.count += 1;
+                if group.sample.is_empty() {
+                    group.sample = line.text.clone();
+                }
+                group.last = group.last.max(line.at);
             }
         }
 
@@ -184,6 +229,14 @@ impl Check for LbControllerErrors {
             .iter()
             .filter(|e| e.type_.as_deref() == Some("Warning"))
             .filter(|e| e.reason.as_deref().is_some_and(|r| FAILURE_EVENT_REASONS.contains(&r)))
+            .filter(|e| {
+                let at = e
+                    .last_timestamp
+                    .as_ref()
+                    .map(|t| t.0)
+                    .or(e.event_time.as_ref().map(|t| t.0));
+                controller::is_recent(at, now)
+            })
             .filter(|e| {
                 backend.is_none_or(|b| {
                     e.involved_object.namespace.as_deref() == Some(b.namespace.as_str())
@@ -204,13 +257,14 @@ impl Check for LbControllerErrors {
             .collect();
         let event_permission = events.iter().any(|e| PERMISSION_MARKERS.iter().any(|m| e.contains(m)));
 
-        let denied: Vec<String> = errors
+        let denied: Vec<String> = causes
             .keys()
             .filter(|(p, _)| *p)
             .filter_map(|(_, a)| a.clone())
             .collect();
-        let permission_errors: usize = errors.iter().filter(|((p, _), _)| *p).map(|(_, (n, _))| n).sum();
-        let other_errors: usize = errors.iter().filter(|((p, _), _)| !*p).map(|(_, (n, _))| n).sum();
+        let permission_errors: usize = causes.iter().filter(|((p, _), _)| *p).map(|(_, g)| g.count).sum();
+        let other_errors: usize = causes.iter().filter(|((p, _), _)| !*p).map(|(_, g)| g.count).sum();
+        let context_errors: usize = context.values().map(|g| g.count).sum();
         let evidence = json!({
             "deployment": format!("{ns}/{name}"),
             "replicas": desired,
@@ -218,8 +272,11 @@ impl Check for LbControllerErrors {
             "readyPods": pods.iter().filter(|p| is_pod_ready(p)).count(),
             "logsRead": logs_read,
             "deniedActions": denied,
-            "logErrors": errors.iter().map(|((p, a), (n, text))| json!({
-                "permission": p, "action": a, "count": n, "sample": truncate(text, 400)
+            "logErrors": causes.iter().map(|((p, a), g)| json!({
+                "permission": p, "action": a, "count": g.count, "last": g.last.map(|t| t.to_string()), "sample": truncate(&g.sample, 400)
+            })).collect::<Vec<_>>(),
+            "contextErrors": context.iter().map(|(about, g)| json!({
+                "about": about, "count": g.count, "last": g.last.map(|t| t.to_string()), "sample": truncate(&g.sample, 200)
             })).collect::<Vec<_>>(),
             "warningEvents": events,
         });
@@ -246,7 +303,7 @@ impl Check for LbControllerErrors {
                 META.id,
                 Severity::Critical,
                 resource,
-                format!("the AWS Load Balancer Controller is denied AWS API calls ({actions}); {permission_errors} permission error(s) in its logs"),
+                format!("the AWS Load Balancer Controller is denied AWS API calls for this target group ({actions}); {permission_errors} permission error(s) in its logs in the last hour"),
             )
             .with_fix(policy_fix, None)
         } else if other_errors > 0 || !events.is_empty() {
@@ -255,11 +312,21 @@ impl Check for LbControllerErrors {
                 Severity::Warning,
                 resource,
                 format!(
-                    "the AWS Load Balancer Controller reports {other_errors} reconcile error(s) in its logs and {} warning event(s)",
+                    "the AWS Load Balancer Controller reports {other_errors} reconcile error(s) about this target group's objects in the last hour and {} warning event(s)",
                     events.len()
                 ),
             )
             .with_fix(format!("kubectl -n {ns} logs deploy/{name} --tail=200 | grep -i error"), None)
+        } else if context_errors > 0 {
+            Finding::new(
+                META.id,
+                Severity::Info,
+                resource,
+                format!(
+                    "the AWS Load Balancer Controller logs {context_errors} error(s) about other objects or from more than an hour ago: context, not a cause of this alarm ({})",
+                    context.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            )
         } else if logs_read == 0 {
             let why = kube.logs.reason().unwrap_or("no log for any controller pod");
             return Err(Inconclusive(format!(
@@ -268,7 +335,7 @@ impl Check for LbControllerErrors {
         } else {
             return Ok(vec![]);
         };
-        Ok(vec![finding.with_evidence(evidence)])
+        Ok(vec![finding.group_level().with_evidence(evidence)])
     }
 }
 
@@ -277,6 +344,7 @@ mod tests {
     use super::*;
     use crate::checks::fixtures::{fires, quiet, scenario};
     use crate::snapshot::Collected;
+    use serde_json::json;
 
     #[test]
     fn fires_on_access_denied_in_the_logs() {
@@ -310,7 +378,46 @@ mod tests {
 
     #[test]
     fn quiet_when_the_controller_is_healthy() {
-        quiet(&LbControllerErrors, &scenario("healthy"));
+        let mut snap = scenario("healthy");
+        if let Collected::Present(logs) = &mut snap.kube.logs {
+            for log in logs.values_mut() {
+                *log = log
+                    .lines()
+                    .filter(|l| !l.contains(r#""level":"error""#))
+                    .collect::<Vec<_>>()
+                    .join("\n");
+            }
+        }
+        quiet(&LbControllerErrors, &snap);
+    }
+
+    #[test]
+    fn errors_about_other_objects_are_context_only() {
+        // The realistic healthy cluster: recent errors about cms/blog and payments/grpc-gw.
+        let findings = fires(&LbControllerErrors, &scenario("healthy"));
+        assert_eq!(findings[0].severity, Severity::Info);
+        assert!(findings[0].message.contains("cms/blog"), "{}", findings[0].message);
+    }
+
+    #[test]
+    fn old_errors_about_this_backend_are_context_only() {
+        // AccessDenied for this very target group, but two hours before the snapshot.
+        let findings = fires(&LbControllerErrors, &scenario("healthy-old-controller-errors"));
+        assert_eq!(findings[0].severity, Severity::Info);
+        assert!(
+            findings[0].message.contains("older than an hour"),
+            "{}",
+            findings[0].message
+        );
+        assert_eq!(findings[0].evidence["deniedActions"], json!([]));
+    }
+
+    #[test]
+    fn a_tenant_deployment_elsewhere_is_not_looked_for_outside_the_collected_scope() {
+        // `kubectl get all -n default`: kube-system was never listed, so "no controller"
+        // would be a guess.
+        let err = crate::checks::fixtures::run(&LbControllerErrors, &scenario("healthy-partial-dump")).unwrap_err();
+        assert!(err.0.contains("not collected"), "{err}");
     }
 
     #[test]
@@ -322,17 +429,12 @@ mod tests {
     }
 
     #[test]
-    fn classifies_log_lines() {
-        let denied = r#"{"level":"error","msg":"Reconciler error","error":"api error AccessDenied: User: x is not authorized to perform: elasticloadbalancing:RegisterTargets on resource: y"}"#;
-        let (perm, action, _) = classify_log_line(denied).unwrap();
+    fn names_denied_actions() {
+        let (perm, action) = permission_and_action(
+            "Reconciler error: api error AccessDenied: User: x is not authorized to perform: elasticloadbalancing:RegisterTargets on resource: y",
+        );
         assert!(perm);
         assert_eq!(action.as_deref(), Some("elasticloadbalancing:RegisterTargets"));
-        assert_eq!(
-            classify_log_line(r#"{"level":"info","msg":"successfully deployed model"}"#),
-            None
-        );
-        let (perm, _, _) =
-            classify_log_line(r#"{"level":"error","msg":"Reconciler error","error":"throttled"}"#).unwrap();
-        assert!(!perm);
+        assert_eq!(permission_and_action("Reconciler error: throttled"), (false, None));
     }
 }

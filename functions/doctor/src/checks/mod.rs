@@ -14,6 +14,7 @@ use crate::aws::{Instance, LoadBalancer, TargetGroup, TargetHealthDescription};
 use crate::finding::Finding;
 use crate::resolve::{port_text, Backend, Resolution};
 use crate::snapshot::Snapshot;
+use crate::{kubernetes, target_state};
 
 mod endpoints_missing;
 mod external_traffic_policy_local;
@@ -22,6 +23,7 @@ mod health_check_unreachable;
 mod ingress_annotation_invalid;
 mod kube_proxy_unhealthy;
 mod lb_controller_errors;
+mod load_balancer_internal_error;
 mod network_acl_blocks_traffic;
 mod node_security_groups_mismatch;
 mod pod_not_ready;
@@ -57,6 +59,7 @@ pub fn registry() -> &'static [&'static dyn Check] {
         &target_registration_drift::TargetRegistrationDrift,
         &target_in_disabled_az::TargetInDisabledAz,
         &target_instance_not_running::TargetInstanceNotRunning,
+        &load_balancer_internal_error::LoadBalancerInternalError,
     ]
 }
 
@@ -305,16 +308,39 @@ impl<'a> CheckContext<'a> {
             .filter(|s| !s.is_empty()))
     }
 
+    /// "Now" for this snapshot (see [`Snapshot::as_of`]).
+    pub fn now(&self) -> Option<k8s_openapi::jiff::Timestamp> {
+        self.snapshot.as_of
+    }
+
+    /// The collected objects of `kind` in `namespace` with `labels`, or Inconclusive when
+    /// the list failed or never covered that namespace (see [`crate::snapshot::Scope`]).
+    pub fn scoped<T>(
+        &self,
+        kind: &str,
+        list: &'a crate::snapshot::Collected<Vec<T>>,
+        namespace: &str,
+        labels: &[(&str, &str)],
+    ) -> Result<&'a [T], Inconclusive> {
+        let labels: BTreeMap<String, String> = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        self.snapshot
+            .kube
+            .scoped(kind, list, namespace, &labels)
+            .map_err(Inconclusive)
+    }
+
+    /// Every pod of the backend's namespace, terminal ones included.
     pub fn namespace_pods(&self) -> Result<Vec<&'a Pod>, Inconclusive> {
         let backend = self.backend()?;
-        let pods = self.snapshot.kube.pods.items().map_err(|why| missing("Pods", why))?;
+        let pods = self.scoped("Pod", &self.snapshot.kube.pods, &backend.namespace, &[])?;
         Ok(pods
             .iter()
             .filter(|p| p.metadata.namespace.as_deref() == Some(backend.namespace.as_str()))
             .collect())
     }
 
-    /// Pods the Service selects (by its selector), excluding pods being deleted.
+    /// Pods the Service selects (by its selector) that can be endpoints: not terminal
+    /// (Failed / Evicted / Succeeded pods never are), not being deleted.
     pub fn selected_pods(&self) -> Result<Vec<&'a Pod>, Inconclusive> {
         let Some(selector) = self.selector()? else {
             return Ok(Vec::new());
@@ -322,9 +348,21 @@ impl<'a> CheckContext<'a> {
         Ok(self
             .namespace_pods()?
             .into_iter()
-            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .filter(|p| kubernetes::is_live(p))
             .filter(|p| labels_match(selector, p.metadata.labels.as_ref()))
             .collect())
+    }
+
+    /// Selected pods that are terminal (evicted, failed, completed): never backends, kept
+    /// for evidence.
+    pub fn terminal_selected_pods(&self) -> Vec<&'a Pod> {
+        let (Ok(Some(selector)), Ok(pods)) = (self.selector(), self.namespace_pods()) else {
+            return Vec::new();
+        };
+        pods.into_iter()
+            .filter(|p| kubernetes::is_terminal(p))
+            .filter(|p| labels_match(selector, p.metadata.labels.as_ref()))
+            .collect()
     }
 
     pub fn nodes(&self) -> Result<&'a [Node], Inconclusive> {
@@ -369,12 +407,12 @@ impl<'a> CheckContext<'a> {
             .find(|i| i.instance_id == id)
     }
 
+    /// The live pod holding `ip` (terminal pods release their address).
     pub fn pod_by_ip(&self, ip: &str) -> Option<&'a Pod> {
         let pods = self.snapshot.kube.pods.items().ok()?;
-        let live = |p: &&Pod| p.metadata.deletion_timestamp.is_none();
         pods.iter()
-            .filter(live)
-            .find(|p| p.status.as_ref().and_then(|s| s.pod_ip.as_deref()) == Some(ip) && !is_host_network(p))
+            .filter(|p| kubernetes::is_live(p))
+            .find(|p| pod_ips(p).any(|a| a == ip) && !is_host_network(p))
     }
 
     /// Every registered target, with the instance, node and (IP targets) pod behind it.
@@ -438,6 +476,24 @@ impl<'a> CheckContext<'a> {
     /// load balancer itself reports healthy (a replay failing where the load balancer succeeds
     /// says more about where the replay ran from than about the target).
     pub fn probe_results(&self) -> Vec<&'a crate::snapshot::ProbeResult> {
+        self.all_probe_results()
+            .into_iter()
+            .filter(|p| p.pod.is_none())
+            .collect()
+    }
+
+    /// Direct probes of pods on their ports (see [`crate::snapshot::ProbeResult::pod`]).
+    pub fn pod_probe_results(&self) -> Vec<&'a crate::snapshot::ProbeResult> {
+        self.snapshot
+            .probe
+            .items()
+            .unwrap_or_default()
+            .iter()
+            .filter(|p| p.pod.is_some())
+            .collect()
+    }
+
+    fn all_probe_results(&self) -> Vec<&'a crate::snapshot::ProbeResult> {
         let by_design: Vec<String> = self
             .targets()
             .unwrap_or_default()
@@ -454,14 +510,33 @@ impl<'a> CheckContext<'a> {
             .collect()
     }
 
-    /// The unhealthy targets that need explaining: not draining, not initial, not by design.
+    /// The targets failing their health checks that need explaining (`unhealthy`, or an
+    /// NLB's `unhealthy.draining`), leaving out those failing by design.
     pub fn failing_targets(&self) -> Result<Vec<TargetInfo<'a>>, Inconclusive> {
         Ok(self
             .targets()?
             .into_iter()
-            .filter(|t| t.state() == "unhealthy")
+            .filter(|t| target_state::is_failing(t.state()))
             .filter(|t| !self.failing_by_design(t))
             .collect())
+    }
+
+    /// Every registered target ID (a finding about the whole target group concerns them all).
+    pub fn all_target_ids(&self) -> Vec<String> {
+        self.target_health()
+            .map(|h| h.iter().map(|t| t.target.id.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// The IDs of the targets on the named nodes (instance targets: the node's instance;
+    /// IP targets: pods on the node).
+    pub fn target_ids_on_nodes(&self, nodes: &std::collections::BTreeSet<String>) -> Vec<String> {
+        self.targets()
+            .unwrap_or_default()
+            .iter()
+            .filter(|t| t.node_name().is_some_and(|n| nodes.contains(n)))
+            .map(|t| t.id().to_string())
+            .collect()
     }
 }
 
@@ -490,16 +565,18 @@ fn is_host_network(pod: &Pod) -> bool {
     pod.spec.as_ref().and_then(|s| s.host_network).unwrap_or(false)
 }
 
-pub fn is_pod_ready(pod: &Pod) -> bool {
-    let Some(status) = pod.status.as_ref() else {
-        return false;
-    };
-    status.phase.as_deref() == Some("Running")
-        && status
-            .conditions
-            .iter()
-            .flatten()
-            .any(|c| c.type_ == "Ready" && c.status == "True")
+pub use crate::kubernetes::is_pod_ready;
+
+/// Every address of the pod (`podIPs`, dual-stack included, else `podIP`).
+pub fn pod_ips(pod: &Pod) -> impl Iterator<Item = &str> {
+    let status = pod.status.as_ref();
+    let many: Vec<&str> = status
+        .and_then(|s| s.pod_ips.as_ref())
+        .map(|ips| ips.iter().map(|i| i.ip.as_str()).collect())
+        .unwrap_or_default();
+    let one = status.and_then(|s| s.pod_ip.as_deref());
+    let fallback = if many.is_empty() { one } else { None };
+    many.into_iter().chain(fallback)
 }
 
 pub fn is_node_ready(node: &Node) -> bool {
@@ -517,6 +594,15 @@ pub fn container_ports(pod: &Pod) -> Vec<(Option<&str>, i32)> {
         .flat_map(|c| c.ports.iter().flatten())
         .map(|p| (p.name.as_deref(), p.container_port))
         .collect()
+}
+
+/// At most `max` characters of `s`, with `...` when cut.
+pub(crate) fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        format!("{}...", s.chars().take(max).collect::<String>())
+    }
 }
 
 /// Shell-quotes a JSON patch for a `kubectl patch -p` command line.

@@ -25,7 +25,7 @@
 //! - <https://repost.aws/knowledge-center/eks-resolve-failed-health-check-alb-nlb> (network ACLs)
 //! - <https://docs.aws.amazon.com/vpc/latest/userguide/vpc-network-acls.html>
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use ipnet::Ipv4Net;
 use serde_json::json;
@@ -54,11 +54,13 @@ struct Block {
     peer: Ipv4Net,
     ports: (u16, u16),
     subnet: String,
+    /// The targets' subnet on the blocked path.
+    target_subnet: String,
     what: &'static str,
 }
 
-/// The subnets the targets live in: the ENI holding an IP target, else the instance's subnet.
-pub(crate) fn target_subnets(cx: &CheckContext<'_>) -> Result<BTreeSet<String>, Inconclusive> {
+/// Each target's subnet: the ENI holding an IP target, else the instance's subnet.
+pub(crate) fn target_subnet_map(cx: &CheckContext<'_>) -> Result<BTreeMap<String, String>, Inconclusive> {
     let enis = cx.snapshot.aws.network_interfaces.items().unwrap_or_default();
     let subnets = cx.snapshot.aws.subnets.items().unwrap_or_default();
     let ip_mode = cx.target_type()? == "ip";
@@ -80,8 +82,14 @@ pub(crate) fn target_subnets(cx: &CheckContext<'_>) -> Result<BTreeSet<String>, 
             from_eni
                 .or_else(|| t.instance.and_then(|i| i.subnet_id.clone()))
                 .or_else(|| if ip_mode { by_cidr() } else { None })
+                .map(|subnet| (t.id().to_string(), subnet))
         })
         .collect())
+}
+
+/// The subnets the targets live in.
+pub(crate) fn target_subnets(cx: &CheckContext<'_>) -> Result<BTreeSet<String>, Inconclusive> {
+    Ok(target_subnet_map(cx)?.into_values().collect())
 }
 
 impl Check for NetworkAclBlocksTraffic {
@@ -186,6 +194,7 @@ impl Check for NetworkAclBlocksTraffic {
                                 peer,
                                 ports: range,
                                 subnet: subnet.clone(),
+                                target_subnet: t.subnet_id.clone(),
                                 what,
                             });
                         }
@@ -230,6 +239,14 @@ impl Check for NetworkAclBlocksTraffic {
                 }
             ),
         )
+        .with_targets({
+            let blocked: BTreeSet<&str> = blocks.iter().map(|b| b.target_subnet.as_str()).collect();
+            target_subnet_map(cx)?
+                .into_iter()
+                .filter(|(_, subnet)| blocked.contains(subnet.as_str()))
+                .map(|(id, _)| id)
+                .collect::<Vec<_>>()
+        })
         .with_evidence(json!({
             "blocked": blocks.iter().map(|b| json!({
                 "networkAcl": b.acl,

@@ -135,7 +135,7 @@ impl Check for NodeSecurityGroupsMismatch {
                 "hasClusterSecurityGroup": cluster_sg.as_ref().map(|c| ids.contains(c)),
             })
         };
-        let unhealthy = targets.iter().any(|t| t.state() == "unhealthy");
+        let unhealthy = targets.iter().any(|t| crate::target_state::is_failing(t.state()));
         let severity = if unhealthy {
             Severity::Critical
         } else {
@@ -156,6 +156,21 @@ impl Check for NodeSecurityGroupsMismatch {
                 pairs.join("; ")
             ),
         )
+        .with_targets({
+            // Targets on nodes that cannot reach pods on the other node group's nodes.
+            let from_sets: Vec<&Vec<String>> = blocked.iter().map(|(f, _)| f).collect();
+            targets
+                .iter()
+                .filter(|t| {
+                    t.instance.is_some_and(|i| {
+                        let mut ids: Vec<String> = i.security_groups.iter().map(|g| g.group_id.clone()).collect();
+                        ids.sort();
+                        from_sets.contains(&&ids)
+                    })
+                })
+                .map(|t| t.id().to_string())
+                .collect::<Vec<_>>()
+        })
         .with_evidence(json!({
             "port": port,
             "clusterSecurityGroup": cluster_sg,

@@ -27,7 +27,7 @@ use std::collections::BTreeSet;
 use serde_json::json;
 
 use super::net::route_table_for_subnet;
-use super::network_acl_blocks_traffic::target_subnets;
+use super::network_acl_blocks_traffic::{target_subnet_map, target_subnets};
 use super::{Check, CheckContext, CheckMeta, FixSafety, Inconclusive};
 use crate::finding::{Finding, Severity};
 
@@ -97,6 +97,17 @@ impl Check for RouteTableMissingLocalRoute {
         }
         let (_, table, block, instead) = &missing[0];
         let subnets_hit: BTreeSet<&str> = missing.iter().map(|m| m.0.as_str()).collect();
+        // A load balancer subnet without local routing breaks every target's path.
+        let lb_hit = cx.load_balancer().is_ok_and(|lb| {
+            lb.availability_zones
+                .iter()
+                .any(|z| z.subnet_id.as_deref().is_some_and(|s| subnets_hit.contains(s)))
+        });
+        let affected: Vec<String> = target_subnet_map(cx)?
+            .into_iter()
+            .filter(|(_, subnet)| lb_hit || subnets_hit.contains(subnet.as_str()))
+            .map(|(id, _)| id)
+            .collect();
         Ok(vec![Finding::new(
             META.id,
             Severity::Critical,
@@ -107,6 +118,7 @@ impl Check for RouteTableMissingLocalRoute {
                 subnets_hit.len()
             ),
         )
+        .with_targets(affected)
         .with_evidence(json!({
             "vpc": vpc.vpc_id,
             "vpcCidrs": cidrs,

@@ -158,6 +158,7 @@ impl Check for SecurityGroupBlocksHealthCheck {
                 target_list.into_iter().collect::<Vec<_>>().join(", ")
             ),
         )
+        .with_targets(blocked.iter().map(|(t, ..)| t.id().to_string()))
         .with_evidence(json!({
             "loadBalancerSecurityGroups": lb.security_groups,
             "loadBalancerSubnetCidrs": subnet_cidrs.iter().map(|c| c.to_string()).collect::<Vec<_>>(),

@@ -3,7 +3,11 @@
 //! # What it checks
 //! The Service's `spec.selector` against the labels of every pod in the namespace. When
 //! nothing matches it looks for near misses: pods whose labels differ from the selector in
-//! exactly one value (or lack exactly one key), and names the label to change.
+//! exactly one value (or lack exactly one key), and names the label to change. Terminal
+//! pods (evicted, completed) are not counted. When a ReplicaSet's pod template carries the
+//! selected labels the selector is right and stays quiet: the pods are missing for another
+//! reason (quota, admission, a scale of 0), which `pod-not-ready` reports. The finding
+//! concerns every target.
 //!
 //! # Why it matters
 //! A selector that matches nothing leaves the Service with no endpoints (`Endpoints:
@@ -26,7 +30,7 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use super::{pod_name, shell_quote, Check, CheckContext, CheckMeta, FixSafety, Inconclusive};
+use super::{labels_match, pod_name, shell_quote, Check, CheckContext, CheckMeta, FixSafety, Inconclusive};
 use crate::finding::{k8s_resource, Finding, Severity};
 
 pub struct SelectorMatchesNoPods;
@@ -80,10 +84,29 @@ impl Check for SelectorMatchesNoPods {
         if !cx.selected_pods()?.is_empty() {
             return Ok(vec![]);
         }
+        // A workload whose pod template the selector matches: the selector is right and the
+        // pods are missing for another reason (pod-not-ready reads the ReplicaSet's events).
+        let ns = &backend.namespace;
+        if let Ok(sets) = cx.scoped("ReplicaSet", &cx.snapshot.kube.replica_sets, ns, &[]) {
+            let matches_template = sets.iter().any(|rs| {
+                rs.metadata.namespace.as_deref() == Some(ns.as_str())
+                    && labels_match(
+                        selector,
+                        rs.spec
+                            .as_ref()
+                            .and_then(|s| s.template.as_ref())
+                            .and_then(|t| t.metadata.as_ref())
+                            .and_then(|m| m.labels.as_ref()),
+                    )
+            });
+            if matches_template {
+                return Ok(vec![]);
+            }
+        }
         let pods = cx.namespace_pods()?;
         let misses: Vec<NearMiss> = pods
             .iter()
-            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .filter(|p| crate::kubernetes::is_live(p))
             .filter_map(|p| near_miss(pod_name(p), selector, p.metadata.labels.as_ref()))
             .collect();
         let selector_text = selector
@@ -91,7 +114,6 @@ impl Check for SelectorMatchesNoPods {
             .map(|(k, v)| format!("{k}={v}"))
             .collect::<Vec<_>>()
             .join(",");
-        let ns = &backend.namespace;
         let mut message = format!(
             "Service {ns}/{} selects {selector_text} but no pod in namespace {ns} has those labels",
             backend.service
@@ -111,7 +133,7 @@ impl Check for SelectorMatchesNoPods {
             let patch = json!({ "spec": { "selector": { *key: value } } }).to_string();
             finding_fix = format!(
                 "kubectl -n {ns} patch service {} -p {}",
-                backend.service,
+                shell_quote(&backend.service),
                 shell_quote(&patch)
             );
         }
@@ -125,6 +147,7 @@ impl Check for SelectorMatchesNoPods {
             k8s_resource(ns, "Service", &backend.service),
             message,
         )
+        .with_targets(cx.all_target_ids())
         .with_evidence(json!({
             "selector": selector,
             "podsInNamespace": pods.len(),
@@ -153,13 +176,18 @@ mod tests {
         let fix = f.fix.as_ref().unwrap();
         assert_eq!(
             fix.command,
-            r#"kubectl -n default patch service alb-instance -p '{"spec":{"selector":{"app":"alb-instance"}}}'"#
+            r#"kubectl -n default patch service 'alb-instance' -p '{"spec":{"selector":{"app":"alb-instance"}}}'"#
         );
     }
 
     #[test]
     fn quiet_when_the_selector_matches() {
         quiet(&SelectorMatchesNoPods, &scenario("healthy"));
+    }
+
+    #[test]
+    fn quiet_when_a_workload_matches_but_cannot_create_its_pods() {
+        quiet(&SelectorMatchesNoPods, &scenario("replicaset-failed-create"));
     }
 
     #[test]

@@ -182,6 +182,7 @@ impl Check for ServiceAnnotationInvalid {
                     k8s_resource(ns, "Service", svc),
                     format!("Service {ns}/{svc}: {message}"),
                 )
+                .with_targets(cx.all_target_ids())
                 .with_evidence(json!({
                     "annotation": key,
                     "value": annotations.get(&key),

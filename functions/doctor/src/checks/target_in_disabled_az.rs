@@ -3,7 +3,9 @@
 //! # What it checks
 //! Targets reported `unused` with `Target.NotInUse`, and registered targets whose zone (the
 //! instance's placement, or the zone given at registration for IP targets) is not one of the
-//! load balancer's enabled zones.
+//! load balancer's enabled zones. `Target.NotInUse` on a target group that no load balancer
+//! uses is not a zone problem: the check stays quiet and the report notes the unattached
+//! target group. Targets concerned: the ones outside the enabled zones.
 //!
 //! # Why it matters
 //! A load balancer only sends traffic to (and health-checks) targets in its enabled zones.
@@ -45,6 +47,11 @@ impl Check for TargetInDisabledAz {
 
     fn run(&self, cx: &CheckContext<'_>) -> Result<Vec<Finding>, Inconclusive> {
         let targets = cx.targets()?;
+        // Target.NotInUse also means "no load balancer uses this target group": not a zone
+        // problem (the report notes the unattached target group).
+        if cx.target_group()?.load_balancer_arns.is_empty() {
+            return Ok(vec![]);
+        }
         let lb = cx.load_balancer().ok();
         let enabled: BTreeSet<&str> = lb
             .iter()
@@ -119,6 +126,7 @@ impl Check for TargetInDisabledAz {
                 hits.iter().map(|(t, _)| t.label()).collect::<Vec<_>>().join(", ")
             ),
         )
+        .with_targets(hits.iter().map(|(t, _)| t.id().to_string()))
         .with_evidence(json!({
             "enabledZones": enabled,
             "targets": hits.iter().map(|(t, z)| json!({
@@ -147,5 +155,23 @@ mod tests {
     #[test]
     fn quiet_when_all_zones_are_enabled() {
         quiet(&TargetInDisabledAz, &scenario("healthy"));
+    }
+
+    #[test]
+    fn not_in_use_because_no_load_balancer_uses_the_group_is_no_zone_problem() {
+        let mut snap = scenario("target-in-disabled-az");
+        if let crate::snapshot::Collected::Present(tg) = &mut snap.aws.target_group {
+            tg.load_balancer_arns.clear();
+        }
+        quiet(&TargetInDisabledAz, &snap);
+        let report = crate::diagnose(&snap);
+        assert!(
+            report
+                .notes
+                .iter()
+                .any(|n| n.contains("not attached to any load balancer")),
+            "{:?}",
+            report.notes
+        );
     }
 }

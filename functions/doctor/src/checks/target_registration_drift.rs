@@ -1,12 +1,19 @@
 //! `target-registration-drift`: the registered targets differ from the ready pods / nodes.
 //!
 //! # What it checks
-//! IP targets: registered addresses against the IPs of the Service's ready pods (stale =
-//! registered but no ready pod has it; missing = a ready pod not registered). Instance
-//! targets: registered instances against the cluster's Nodes (stale = no Node for the
-//! instance; missing = a Ready node, not excluded from load balancers, not registered).
-//! Draining targets are being deregistered and are ignored. Also: a controller-managed target
-//! group with no TargetGroupBinding left, so nothing keeps its registrations in sync.
+//! What the controller would register against what is registered, decided as the
+//! controller decides (`crate::controller`). IP targets: the Service's pods that are ready
+//! endpoints, or whose containers are ready on a Ready node (pods waiting on the
+//! controller's readiness gate are registered on purpose); stale = registered but no such
+//! pod has the address, missing = such a pod not registered. Instance targets: nodes that
+//! are Ready, not excluded (`exclude-from-external-load-balancers`, Fargate, master), not
+//! being removed (Cluster Autoscaler / Karpenter taints) and inside the binding's
+//! `nodeSelector`; stale = a registered instance with no Node, missing = such a node not
+//! registered. Draining targets are being deregistered and are ignored. Also: a
+//! controller-managed target group with no TargetGroupBinding left, so nothing keeps its
+//! registrations in sync. Also: registered addresses the load balancer reports as
+//! `Target.IpUnusable` (reserved for a load balancer). Targets concerned: the stale and
+//! unusable ones.
 //!
 //! # Why it matters
 //! After a rollout or a node replacement, stale targets point at addresses nobody answers on
@@ -29,9 +36,12 @@ use std::collections::BTreeSet;
 
 use serde_json::json;
 
-use super::{is_node_ready, is_pod_ready, node_instance_id, Check, CheckContext, CheckMeta, FixSafety, Inconclusive};
+use super::{
+    is_pod_ready, node_instance_id, pod_ips, pod_node, Check, CheckContext, CheckMeta, FixSafety, Inconclusive,
+};
 use crate::finding::{Finding, Severity};
 use crate::resolve::{ResolvedBy, TAG_INGRESS_RESOURCE, TAG_SERVICE_STACK};
+use crate::{controller, target_state};
 
 pub struct TargetRegistrationDrift;
 
@@ -42,8 +52,6 @@ static META: CheckMeta = CheckMeta {
     fix: FixSafety::Manual,
 };
 
-const EXCLUDE_LABEL: &str = "node.kubernetes.io/exclude-from-external-load-balancers";
-
 impl Check for TargetRegistrationDrift {
     fn meta(&self) -> &'static CheckMeta {
         &META
@@ -52,35 +60,45 @@ impl Check for TargetRegistrationDrift {
     fn run(&self, cx: &CheckContext<'_>) -> Result<Vec<Finding>, Inconclusive> {
         let tg = cx.target_group()?;
         let health = cx.target_health()?;
+        // Draining targets are being deregistered already.
         let registered: Vec<_> = health
             .iter()
-            .filter(|h| !h.target_health.state.contains("draining"))
+            .filter(|h| !target_state::is_draining(&h.target_health.state))
             .collect();
         let registered_ids: BTreeSet<&str> = registered.iter().map(|h| h.target.id.as_str()).collect();
         let ip_mode = cx.target_type()? == "ip";
 
         let (expected, kind): (BTreeSet<String>, &str) = if ip_mode {
+            // The controller registers ready endpoints, and pods whose containers are ready
+            // on a Ready node (those waiting on a readiness gate): controller::pod_registrable.
             let pods = cx.selected_pods()?;
             let ips = pods
                 .iter()
-                .filter(|p| is_pod_ready(p))
-                .filter_map(|p| p.status.as_ref()?.pod_ip.clone())
+                .filter(|p| {
+                    let node = pod_node(p).and_then(|n| cx.node_by_name(n));
+                    controller::pod_registrable(p, is_pod_ready(p), node)
+                })
+                .flat_map(|p| pod_ips(p).map(str::to_string).collect::<Vec<_>>())
                 .collect();
-            (ips, "ready pod IPs")
+            (ips, "registrable pod IPs")
         } else {
             let nodes = cx.nodes()?;
+            let arn = cx.arn();
+            let binding_selector = cx
+                .snapshot
+                .kube
+                .target_group_bindings
+                .items()
+                .unwrap_or_default()
+                .iter()
+                .find(|b| b.spec.target_group_arn.as_deref() == Some(arn.as_str()))
+                .and_then(|b| b.spec.node_selector.as_ref());
             let eligible = nodes
                 .iter()
-                .filter(|n| is_node_ready(n))
-                .filter(|n| {
-                    !n.metadata
-                        .labels
-                        .as_ref()
-                        .is_some_and(|l| l.contains_key(EXCLUDE_LABEL))
-                })
+                .filter(|n| controller::node_not_registrable(n, binding_selector).is_none())
                 .filter_map(|n| node_instance_id(n).map(str::to_string))
                 .collect();
-            (eligible, "Ready nodes")
+            (eligible, "registrable nodes")
         };
         let stale: Vec<&str> = if ip_mode {
             registered_ids
@@ -111,12 +129,18 @@ impl Check for TargetRegistrationDrift {
                 .backend()
                 .is_ok_and(|b| b.resolved_by != ResolvedBy::TargetGroupBinding);
 
-        if stale.is_empty() && missing.is_empty() && !binding_missing {
+        // Addresses the load balancer refuses as targets (reserved for a load balancer).
+        let unusable: Vec<&str> = registered
+            .iter()
+            .filter(|h| h.target_health.reason.as_deref() == Some("Target.IpUnusable"))
+            .map(|h| h.target.id.as_str())
+            .collect();
+        if stale.is_empty() && missing.is_empty() && !binding_missing && unusable.is_empty() {
             return Ok(vec![]);
         }
         let stale_unhealthy = registered
             .iter()
-            .any(|h| stale.contains(&h.target.id.as_str()) && h.target_health.state == "unhealthy");
+            .any(|h| stale.contains(&h.target.id.as_str()) && target_state::is_failing(&h.target_health.state));
         let severity = if stale_unhealthy || binding_missing {
             Severity::Critical
         } else {
@@ -138,6 +162,13 @@ impl Check for TargetRegistrationDrift {
                 "{} of the {kind} are not registered ({})",
                 missing.len(),
                 missing.join(", ")
+            ));
+        }
+        if !unusable.is_empty() {
+            parts.push(format!(
+                "{} registered address(es) cannot be targets: Target.IpUnusable, the address is reserved for a load balancer ({})",
+                unusable.len(),
+                unusable.join(", ")
             ));
         }
         let fix = if binding_missing {
@@ -184,7 +215,9 @@ impl Check for TargetRegistrationDrift {
             "stale": stale,
             "missing": missing,
             "targetGroupBindingMissing": binding_missing,
+            "unusable": unusable,
         }))
+        .with_targets(stale.iter().chain(&unusable).map(|s| s.to_string()))
         .with_fix(fix, None)])
     }
 }
@@ -202,6 +235,29 @@ mod tests {
         assert_eq!(f.evidence["targetGroupBindingMissing"], true);
         assert_eq!(f.evidence["stale"], json!(["192.168.101.44", "192.168.72.31"]));
         assert_eq!(f.evidence["missing"], json!(["192.168.110.7", "192.168.75.12"]));
+    }
+
+    #[test]
+    fn an_unusable_address_is_a_registration_problem() {
+        let mut snap = scenario("healthy-rollout-ip-readiness-gates");
+        if let crate::snapshot::Collected::Present(health) = &mut snap.aws.target_health {
+            let t = health.iter_mut().find(|t| t.target.id == "192.168.72.31").unwrap();
+            t.target_health.state = "unused".into();
+            t.target_health.reason = Some("Target.IpUnusable".into());
+        }
+        let findings = fires(&TargetRegistrationDrift, &snap);
+        assert_eq!(findings[0].evidence["unusable"], json!(["192.168.72.31"]));
+        assert_eq!(findings[0].targets, ["192.168.72.31"]);
+    }
+
+    #[test]
+    fn quiet_mid_rollout_with_readiness_gates_and_a_draining_target() {
+        // The new pod waits on its gate (registered, initial); a scaled-down pod's target drains.
+        quiet(
+            &TargetRegistrationDrift,
+            &scenario("healthy-rollout-ip-readiness-gates"),
+        );
+        quiet(&TargetRegistrationDrift, &scenario("healthy-node-rotation"));
     }
 
     #[test]

@@ -26,6 +26,7 @@ const CATALOGUE: &[&str] = &[
     "target-registration-drift",
     "target-in-disabled-az",
     "target-instance-not-running",
+    "load-balancer-internal-error",
 ];
 
 /// The safe-fix catalogue of DESIGN.md: (fix ID, the check it answers, may run unattended).

@@ -23,8 +23,11 @@ pub struct CatalogueFix {
     pub answers: &'static str,
     pub change: &'static str,
     pub blast_radius: &'static str,
-    /// May run without a person's approval where the deployment's policy allows it.
+    /// May run without a person's approval where the deployment's policy allows it, and
+    /// then only when the finding's evidence meets `proof`.
     pub unattended: bool,
+    /// What the evidence must show before the fix may run unattended (README "Safe fixes").
+    pub proof: &'static str,
 }
 
 pub static CATALOGUE: &[CatalogueFix] = &[
@@ -34,13 +37,15 @@ pub static CATALOGUE: &[CatalogueFix] = &[
         change: "patch Service spec.externalTrafficPolicy: Cluster",
         blast_radius: "one Service; client source IPs are no longer preserved",
         unattended: true,
+        proof: "Nodes collected, so the nodes without a ready pod are known; the health check goes to the traffic port (not healthCheckNodePort, the by-design case); at least one registered node fails for lack of a local ready pod",
     },
     CatalogueFix {
         id: "set-target-port",
         answers: "target-port-mismatch",
-        change: "patch the Service port's targetPort to the one matching container port",
-        blast_radius: "one Service port; offered only when exactly one container port matches",
+        change: "patch the Service port's targetPort to the one port the pods answer on",
+        blast_radius: "one Service port",
         unattended: true,
+        proof: "the health-check replay found the current targetPort refusing on the pods and exactly one candidate port answering; declared container ports alone are informational (offered for approval only when the pods' passing readiness probe vouches for the candidate)",
     },
     CatalogueFix {
         id: "restart-kube-proxy",
@@ -48,6 +53,7 @@ pub static CATALOGUE: &[CatalogueFix] = &[
         change: "rollout restart of DaemonSet kube-system/kube-proxy",
         blast_radius: "every node's kube-proxy, one at a time (the DaemonSet's rolling update)",
         unattended: true,
+        proof: "kube-proxy pods exist on the nodes behind failing targets and are failing now (not Ready, or restarted within the last 10 minutes); a node that runs no kube-proxy pod is not helped by a restart",
     },
     CatalogueFix {
         id: "set-alb-health-check",
@@ -55,6 +61,7 @@ pub static CATALOGUE: &[CatalogueFix] = &[
         change: "Ingress annotation alb.ingress.kubernetes.io/healthcheck-path or success-codes",
         blast_radius: "the health check of every target group the Ingress owns",
         unattended: false,
+        proof: "never unattended",
     },
     CatalogueFix {
         id: "authorize-health-check-ingress",
@@ -62,6 +69,7 @@ pub static CATALOGUE: &[CatalogueFix] = &[
         change: "one security-group rule from the load balancer's group on the port",
         blast_radius: "one ingress rule on the targets' security group",
         unattended: false,
+        proof: "never unattended",
     },
 ];
 
@@ -190,10 +198,19 @@ pub fn plan(report: &Report, policy: &FixPolicy, approved: Option<&str>) -> Vec<
         if out.iter().any(|o| o.fix_id == id && o.target == target) {
             continue;
         }
+        let proven = fix.unattended == Some(true);
         let (status, detail) = if !entry.unattended && approved != Some(id) {
             (
                 FixStatus::AwaitingApproval,
                 format!("approval only: {} ({})", entry.change, entry.blast_radius),
+            )
+        } else if !proven && approved != Some(id) {
+            (
+                FixStatus::AwaitingApproval,
+                format!(
+                    "not proven safe to run unattended: {}; approve it if you agree",
+                    fix.proof.as_deref().unwrap_or(entry.proof)
+                ),
             )
         } else if let Some(ns) = action.namespace().filter(|ns| !policy.namespace_allowed(ns)) {
             (

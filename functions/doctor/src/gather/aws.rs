@@ -395,6 +395,58 @@ pub async fn gather_network(
         bounded(limits, "ec2:DescribeVpcs", vpcs),
     );
 
+    // IP targets the address filter did not find sit in delegated prefixes (VPC CNI prefix
+    // delegation) or are IPv6: EC2 cannot filter on prefix membership, so list the
+    // interfaces of the subnets holding them and keep those that contain them.
+    let enis = match (enis, &subnets) {
+        (Ok(mut found), Ok(subnets)) if ip_mode => {
+            let unfound: Vec<std::net::IpAddr> = ids
+                .iter()
+                .filter(|id| !found.iter().any(|e| e.has_ip(id)))
+                .filter_map(|id| id.parse().ok())
+                .collect();
+            let in_subnets: BTreeSet<String> = subnets
+                .iter()
+                .filter(|sn| unfound.iter().any(|ip| sn.contains(ip)))
+                .map(|sn| sn.subnet_id.clone())
+                .collect();
+            if !in_subnets.is_empty() {
+                let extra = bounded(limits, "ec2:DescribeNetworkInterfaces", async {
+                    let pages = aws
+                        .ec2
+                        .describe_network_interfaces()
+                        .filters(filter("subnet-id", in_subnets.iter().cloned()))
+                        .into_paginator()
+                        .send()
+                        .try_collect()
+                        .await
+                        .map_err(|e| sdk_error("ec2:DescribeNetworkInterfaces", &e))?;
+                    Ok(pages
+                        .iter()
+                        .flat_map(|p| p.network_interfaces())
+                        .map(network_interface)
+                        .collect::<Vec<_>>())
+                })
+                .await;
+                match extra {
+                    Ok(extra) => {
+                        for eni in extra {
+                            let holds = unfound.iter().any(|ip| eni.has_ip(&ip.to_string()));
+                            if holds && !found.iter().any(|e| e.network_interface_id == eni.network_interface_id) {
+                                found.push(eni);
+                            }
+                        }
+                        Ok(found)
+                    }
+                    Err(e) => Err(e),
+                }
+            } else {
+                Ok(found)
+            }
+        }
+        (enis, _) => enis,
+    };
+
     // Phase 3: the instances (targets, or the ones the pod interfaces are attached to), then
     // every security group involved.
     let mut instance_ids: BTreeSet<String> = BTreeSet::new();
@@ -405,27 +457,15 @@ pub async fn gather_network(
     } else {
         instance_ids.extend(ids.iter().cloned());
     }
-    let instances = bounded(limits, "ec2:DescribeInstances", async {
-        if instance_ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let pages = aws
-            .ec2
-            .describe_instances()
-            .set_instance_ids(Some(instance_ids.iter().cloned().collect()))
-            .into_paginator()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| sdk_error("ec2:DescribeInstances", &e))?;
-        Ok(pages
-            .iter()
-            .flat_map(|p| p.reservations())
-            .flat_map(|r| r.instances())
-            .map(instance)
-            .collect::<Vec<_>>())
+    let described = bounded(limits, "ec2:DescribeInstances", async {
+        describe_instances(aws, instance_ids.iter().cloned().collect()).await
     })
     .await;
+    let (instances, not_found) = match described {
+        Ok((found, missing)) => (Ok(found), missing),
+        Err(e) => (Err(e), Vec::new()),
+    };
+    snapshot.aws.instances_not_found = not_found;
 
     let mut group_ids: BTreeSet<String> = BTreeSet::new();
     if let Ok(lbs) = &lbs {
@@ -476,6 +516,74 @@ pub async fn gather_network(
     state.instances = instances.map_or_else(Collected::NotCollected, Collected::Present);
     state.security_groups = groups.map_or_else(Collected::NotCollected, Collected::Present);
     state.cluster = cluster_state;
+}
+
+/// `InvalidInstanceID.NotFound: The instance IDs 'i-1, i-2' do not exist` -> [i-1, i-2].
+fn ids_in_not_found(message: &str) -> Vec<String> {
+    message
+        .split('\'')
+        .nth(1)
+        .map(|ids| {
+            ids.split(',')
+                .map(str::trim)
+                .filter(|id| id.starts_with("i-"))
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// DescribeInstances fails as a whole when one ID no longer exists: take the IDs the error
+/// names out and ask again, or split the list in halves when it names none, so the rest is
+/// still described and the missing instances are themselves evidence. Bounded: each retry
+/// asks for strictly fewer IDs.
+async fn describe_instances(aws: &AwsClients, ids: Vec<String>) -> Result<(Vec<m::Instance>, Vec<String>), String> {
+    let mut found = Vec::new();
+    let mut missing = Vec::new();
+    let mut queue: Vec<Vec<String>> = vec![ids];
+    while let Some(batch) = queue.pop() {
+        if batch.is_empty() {
+            continue;
+        }
+        let result = aws
+            .ec2
+            .describe_instances()
+            .set_instance_ids(Some(batch.clone()))
+            .into_paginator()
+            .send()
+            .try_collect()
+            .await;
+        match result {
+            Ok(pages) => found.extend(
+                pages
+                    .iter()
+                    .flat_map(|p| p.reservations())
+                    .flat_map(|r| r.instances())
+                    .map(instance),
+            ),
+            Err(e) if e.code() == Some("InvalidInstanceID.NotFound") => {
+                let named: Vec<String> = ids_in_not_found(e.message().unwrap_or(""))
+                    .into_iter()
+                    .filter(|id| batch.contains(id))
+                    .collect();
+                if !named.is_empty() {
+                    missing.extend(named.iter().cloned());
+                    queue.push(batch.into_iter().filter(|id| !named.contains(id)).collect());
+                } else if batch.len() == 1 {
+                    missing.extend(batch);
+                } else {
+                    let mut left = batch;
+                    let right = left.split_off(left.len() / 2);
+                    queue.push(left);
+                    queue.push(right);
+                }
+            }
+            Err(e) => return Err(sdk_error("ec2:DescribeInstances", &e)),
+        }
+    }
+    missing.sort();
+    missing.dedup();
+    Ok((found, missing))
 }
 
 pub async fn describe_cluster(aws: &AwsClients, name: &str, limits: &Limits) -> Collected<m::Cluster> {
@@ -630,6 +738,13 @@ fn subnet(x: &aws_sdk_ec2::types::Subnet) -> m::Subnet {
         subnet_id: x.subnet_id().unwrap_or_default().into(),
         vpc_id: s(x.vpc_id()),
         cidr_block: s(x.cidr_block()),
+        ipv6_cidr_block_association_set: x
+            .ipv6_cidr_block_association_set()
+            .iter()
+            .map(|a| m::SubnetIpv6CidrBlockAssociation {
+                ipv6_cidr_block: a.ipv6_cidr_block().unwrap_or_default().into(),
+            })
+            .collect(),
         availability_zone: s(x.availability_zone()),
         tags: tags_of(x.tags()),
     }
@@ -695,6 +810,27 @@ fn network_interface(n: &aws_sdk_ec2::types::NetworkInterface) -> m::NetworkInte
                 private_ip_address: a.private_ip_address().unwrap_or_default().into(),
             })
             .collect(),
+        ipv4_prefixes: n
+            .ipv4_prefixes()
+            .iter()
+            .map(|p| m::Ipv4PrefixSpecification {
+                ipv4_prefix: p.ipv4_prefix().unwrap_or_default().into(),
+            })
+            .collect(),
+        ipv6_addresses: n
+            .ipv6_addresses()
+            .iter()
+            .map(|a| m::InstanceIpv6Address {
+                ipv6_address: a.ipv6_address().unwrap_or_default().into(),
+            })
+            .collect(),
+        ipv6_prefixes: n
+            .ipv6_prefixes()
+            .iter()
+            .map(|p| m::Ipv6PrefixSpecification {
+                ipv6_prefix: p.ipv6_prefix().unwrap_or_default().into(),
+            })
+            .collect(),
         groups: n
             .groups()
             .iter()
@@ -726,5 +862,23 @@ fn cluster(c: &aws_sdk_eks::types::Cluster) -> m::Cluster {
         certificate_authority: c
             .certificate_authority()
             .map(|a| m::CertificateAuthority { data: s(a.data()) }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn not_found_errors_name_the_missing_instances() {
+        assert_eq!(
+            ids_in_not_found("The instance ID 'i-0a1b2c3d4e5f6a002' does not exist"),
+            ["i-0a1b2c3d4e5f6a002"]
+        );
+        assert_eq!(
+            ids_in_not_found("The instance IDs 'i-1, i-2' do not exist"),
+            ["i-1", "i-2"]
+        );
+        assert!(ids_in_not_found("Request limit exceeded").is_empty());
     }
 }

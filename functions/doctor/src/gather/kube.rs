@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use futures::future::join_all;
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Endpoints, Event, Namespace, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
@@ -17,10 +17,14 @@ use serde::de::DeserializeOwned;
 
 use super::{bounded, ApiCalls, Limits};
 use crate::checks::{labels_match, node_instance_id};
-use crate::snapshot::{Collected, KubeState, Snapshot, TargetGroupBinding};
+use crate::snapshot::{Collected, KubeState, Scope, Snapshot, TargetGroupBinding};
 
-const CONTROLLER_LABEL: &str = "app.kubernetes.io/name=aws-load-balancer-controller";
-const KUBE_PROXY_LABEL: &str = "k8s-app=kube-proxy";
+const CONTROLLER_LABEL: (&str, &str) = ("app.kubernetes.io/name", "aws-load-balancer-controller");
+const KUBE_PROXY_LABEL: (&str, &str) = ("k8s-app", "kube-proxy");
+
+fn selector((k, v): (&str, &str)) -> String {
+    format!("{k}={v}")
+}
 const LOG_TAIL_LINES: i64 = 200;
 
 /// One API call's outcome: the value, absent (404), or why it was not collected.
@@ -116,21 +120,21 @@ pub async fn gather(
         ),
         list(
             Api::<Deployment>::all(client.clone()),
-            ListParams::default().labels(CONTROLLER_LABEL),
+            ListParams::default().labels(&selector(CONTROLLER_LABEL)),
             calls,
             limits,
             "list deployments".into()
         ),
         list(
             Api::<DaemonSet>::namespaced(client.clone(), "kube-system"),
-            ListParams::default().labels(KUBE_PROXY_LABEL),
+            ListParams::default().labels(&selector(KUBE_PROXY_LABEL)),
             calls,
             limits,
             "list daemonsets in kube-system".into()
         ),
         list(
             Api::<Pod>::namespaced(client.clone(), "kube-system"),
-            ListParams::default().labels(KUBE_PROXY_LABEL),
+            ListParams::default().labels(&selector(KUBE_PROXY_LABEL)),
             calls,
             limits,
             "list pods in kube-system".into()
@@ -172,6 +176,21 @@ pub async fn gather(
         daemon_sets,
         ..KubeState::all_not_collected("not gathered")
     };
+    // What each list covered, so that a check never reads "absent" outside it.
+    state.scopes.insert(
+        "Deployment".into(),
+        Scope(vec![crate::snapshot::ScopeEntry {
+            namespace: None,
+            labels: [CONTROLLER_LABEL]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }]),
+    );
+    state.scopes.insert(
+        "DaemonSet".into(),
+        Scope(vec![Scope::namespace("kube-system", &[KUBE_PROXY_LABEL])]),
+    );
 
     let backend = match &resolution.backend {
         Ok(b) => b.clone(),
@@ -220,7 +239,7 @@ pub async fn gather(
         Api::<Endpoints>::namespaced(client.clone(), ns),
     );
     let namespaces_api = Api::<Namespace>::all(client.clone());
-    let (service, endpoints, slices, pods, ingresses, events, namespace, controller_pods) = tokio::join!(
+    let (service, endpoints, slices, pods, ingresses, events, namespace, controller_pods, replica_sets) = tokio::join!(
         call(
             calls,
             limits,
@@ -264,7 +283,37 @@ pub async fn gather(
         ),
         call(calls, limits, "get namespaces".to_string(), namespaces_api.get(ns)),
         controller_pods,
+        // A workload that cannot create its pods shows on its ReplicaSet.
+        list(
+            Api::<ReplicaSet>::namespaced(client.clone(), ns),
+            ListParams::default(),
+            calls,
+            limits,
+            format!("list replicasets.apps in {ns}")
+        ),
     );
+    state.replica_sets = replica_sets;
+    for kind in [
+        "Service",
+        "Endpoints",
+        "EndpointSlice",
+        "Ingress",
+        "Event",
+        "ReplicaSet",
+    ] {
+        state.scopes.insert(kind.into(), Scope(vec![Scope::namespace(ns, &[])]));
+    }
+    let mut pod_scope = vec![
+        Scope::namespace(ns, &[]),
+        Scope::namespace("kube-system", &[KUBE_PROXY_LABEL]),
+    ];
+    for (cns, labels) in &controller_selectors {
+        pod_scope.push(crate::snapshot::ScopeEntry {
+            namespace: Some(cns.clone()),
+            labels: labels.clone(),
+        });
+    }
+    state.scopes.insert("Pod".into(), Scope(pod_scope));
     state.services = one(service);
     state.endpoints = one(endpoints);
     state.endpoint_slices = slices;

@@ -88,6 +88,7 @@ pub async fn gather(
     limits: Limits,
 ) -> Snapshot {
     let mut snapshot = Snapshot {
+        as_of: Some(k8s_openapi::jiff::Timestamp::now()),
         target_group_arn: Some(arn.clone()),
         region: Some(arn.region.clone()),
         account_id: Some(arn.account.clone()),

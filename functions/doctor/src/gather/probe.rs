@@ -1,5 +1,8 @@
 //! The health-check replay (the runbook's manual `curl` / `nc` against the target): the load
-//! balancer's health check, asked again from where this code runs, once per target. It is
+//! balancer's health check, asked again from where this code runs, once per target; and,
+//! when a target fails, the same request sent to a few selected pods directly on their
+//! `targetPort` and their application's ports (which port answers is what a
+//! `set-target-port` fix must be proven by). It is
 //! off unless the caller asks for it (the Lambda only when deployed in the VPC), and a test
 //! gives a `redirect` table: every target is then connected to its local test server, and a
 //! target without one is not replayed, so nothing ever connects to a scenario's addresses.
@@ -42,12 +45,58 @@ impl Default for ReplayOptions {
     }
 }
 
-/// What to ask one target.
+/// What to ask one target (or, with `pod`, one pod directly on one of its ports).
 #[derive(Debug, Clone)]
 struct Probe {
     target_id: String,
     address: SocketAddr,
     connect_to: SocketAddr,
+    pod: Option<String>,
+}
+
+/// Pods probed directly at most, and ports per pod.
+const MAX_PODS: usize = 3;
+const MAX_PORTS: usize = 4;
+
+/// The runbook's manual check of the pods themselves: each selected pod (ready ones first,
+/// at most [`MAX_PODS`]) on the Service's resolved `targetPort` and on the ports its
+/// application containers declare or probe. Which of them answers is the proof a
+/// `set-target-port` fix needs (declared ports alone are informational).
+fn pod_probes(snapshot: &Snapshot) -> Vec<(String, String, SocketAddr)> {
+    let resolution = crate::resolve::resolve(snapshot);
+    let cx = crate::checks::CheckContext::new(snapshot, &resolution);
+    let (Ok(backend), Ok(port), Ok(mut pods)) = (cx.backend(), cx.service_port(), cx.selected_pods()) else {
+        return Vec::new();
+    };
+    pods.sort_by_key(|p| !crate::kubernetes::is_pod_ready(p));
+    let target = port
+        .target_port
+        .clone()
+        .unwrap_or(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(
+            port.port,
+        ));
+    let mut out = Vec::new();
+    for pod in pods.into_iter().take(MAX_PODS) {
+        let Some(ip) = crate::checks::pod_ips(pod)
+            .next()
+            .and_then(|ip| ip.parse::<IpAddr>().ok())
+        else {
+            continue;
+        };
+        let mut ports: Vec<i32> = crate::kubernetes::resolve_target_port(pod, &target)
+            .into_iter()
+            .collect();
+        for p in crate::kubernetes::app_ports(pod) {
+            if !ports.contains(&p) {
+                ports.push(p);
+            }
+        }
+        let name = format!("{}/{}", backend.namespace, crate::checks::pod_name(pod));
+        for p in ports.into_iter().take(MAX_PORTS).filter_map(|p| u16::try_from(p).ok()) {
+            out.push((ip.to_string(), name.clone(), SocketAddr::new(ip, p)));
+        }
+    }
+    out
 }
 
 /// Replays the target group's health check against its targets (see the module docs).
@@ -120,7 +169,29 @@ pub async fn replay(snapshot: &Snapshot, opts: &ReplayOptions, limits: &Limits) 
             target_id: id.clone(),
             address,
             connect_to,
+            pod: None,
         });
+    }
+    // The pods themselves, when something fails (healthy targets already prove the port).
+    if health.iter().any(|d| d.target_health.state != "healthy") {
+        for (ip, pod, address) in pod_probes(snapshot) {
+            let connect_to = match &opts.redirect {
+                None => address,
+                Some(table) => match table.get(&address) {
+                    Some(local) => *local,
+                    None => {
+                        skipped.push(format!("pod {pod}: no local test server for {address}"));
+                        continue;
+                    }
+                },
+            };
+            probes.push(Probe {
+                target_id: ip,
+                address,
+                connect_to,
+                pod: Some(pod),
+            });
+        }
     }
     if probes.is_empty() {
         let why = if skipped.is_empty() {
@@ -161,6 +232,7 @@ pub async fn replay(snapshot: &Snapshot, opts: &ReplayOptions, limits: &Limits) 
                 status_code,
                 latency_ms: Some(started.elapsed().as_millis() as u64),
                 detail: Some(detail),
+                pod: p.pod,
             }
         }
     });
