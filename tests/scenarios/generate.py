@@ -2338,6 +2338,14 @@ def service_annotation_invalid(s):
         for p in pods
     ]
     set_app_logs(s)
+    # The replay of the health check (pod:9090) is refused; the pods answer on 80.
+    results = [probe_result(p["status"]["podIP"], p["status"]["podIP"], 9090, path="/healthz", outcome="refused",
+                            latency=1, detail="connection refused") for p in pods]
+    for p in pods:
+        ip, ref = p["status"]["podIP"], f"default/{p['metadata']['name']}"
+        results.append(dict(probe_result(ip, ip, 80, path="/healthz", outcome="response", status=404, latency=2,
+                                         detail="HTTP 404 Not Found (nginx/1.27.5)"), pod=ref))
+    s["probe"] = {"results": results}
 
 
 @scenario("health-check-response-mismatch")
@@ -2814,6 +2822,257 @@ def instance_gone(s):
     set_app_logs(s, hc_sources=[NODE1.ip])
 
 
+# ---- the controller as it really decides (issue 10)
+
+
+def lbc_args(s, *extra):
+    """Adds flags to the controller Deployment (and its pods' spec, as a rollout would)."""
+    dep = get(s, "kube_system", "Deployment", "aws-load-balancer-controller")
+    dep["spec"]["template"]["spec"]["containers"][0]["args"] += list(extra)
+    for pod in objs(s, "kube_system", "Pod"):
+        if pod["metadata"]["labels"].get("app.kubernetes.io/name") == "aws-load-balancer-controller":
+            pod["spec"]["containers"][0]["args"] += list(extra)
+
+
+def cluster_ip_service(s):
+    svc = get(s, "app", "Service", "alb-instance")
+    svc["spec"]["type"] = "ClusterIP"
+    del svc["spec"]["externalTrafficPolicy"]
+    for p in svc["spec"]["ports"]:
+        p.pop("nodePort", None)
+
+
+def ingress_class_params(name, spec, *, api="elbv2.k8s.aws/v1beta1") -> dict:
+    return {"apiVersion": api, "kind": "IngressClassParams",
+            "metadata": meta("IngressClassParams", name, created=T_ADDONS, generation=1), "spec": spec}
+
+
+@scenario("controller-default-target-type-ip")
+def controller_default_target_type_ip(s):
+    expect(s, None,
+           "The controller runs with --default-target-type=ip and the Ingress sets no target-type: IP targets "
+           "in front of a ClusterIP Service are exactly what the controller builds. Nothing is broken.")
+    use_ip_mode(s)
+    del get(s, "app", "Ingress", "alb-instance")["metadata"]["annotations"]["alb.ingress.kubernetes.io/target-type"]
+    lbc_args(s, "--default-target-type=ip")
+    cluster_ip_service(s)
+    set_app_logs(s, hc_sources=ALB_NODE_IPS)
+
+
+@scenario("ingressclassparams-target-type-ip")
+def ingressclassparams_target_type_ip(s):
+    expect(s, None,
+           "The IngressClass's IngressClassParams set targetType ip, which overrides the Ingress's stale "
+           "target-type: instance annotation; the Service is ClusterIP. IP targets, healthy: nothing is broken.")
+    use_ip_mode(s)
+    get(s, "app", "Ingress", "alb-instance")["metadata"]["annotations"]["alb.ingress.kubernetes.io/target-type"] = "instance"
+    cluster_ip_service(s)
+    only(s["ingressclasses"], lambda c: c["metadata"]["name"] == "alb", "alb class")["spec"]["parameters"] = {
+        "apiGroup": "elbv2.k8s.aws", "kind": "IngressClassParams", "name": "alb-ip"}
+    s["ingressclassparams"] = [ingress_class_params("alb-ip", {"scheme": "internet-facing", "targetType": "ip"})]
+    set_app_logs(s, hc_sources=ALB_NODE_IPS)
+
+
+@scenario("legacy-ingress-class-annotation")
+def legacy_ingress_class_annotation(s):
+    expect(s, None,
+           "An old Ingress classed by the kubernetes.io/ingress.class: alb annotation, with no IngressClass object "
+           "in the cluster: the controller matches the annotation against --ingress-class alone. Nothing is broken.")
+    ing = get(s, "app", "Ingress", "alb-instance")
+    del ing["spec"]["ingressClassName"]
+    ing["metadata"]["annotations"]["kubernetes.io/ingress.class"] = "alb"
+    s["ingressclasses"] = []
+
+
+@scenario("eks-auto-mode-alb")
+def eks_auto_mode_alb(s):
+    expect(s, None,
+           "EKS Auto Mode: its built-in load balancing owns the ALB (IngressClass controller eks.amazonaws.com/alb, "
+           "IngressClassParams and TargetGroupBinding in eks.amazonaws.com/v1), its nodes run kube-proxy outside any "
+           "pod. No controller Deployment and no kube-proxy DaemonSet exist: that is not a fault; the controller is "
+           "only unreadable from the cluster.",
+           inconclusive=["lb-controller-errors"])
+    use_ip_mode(s)
+    del get(s, "app", "Ingress", "alb-instance")["metadata"]["annotations"]["alb.ingress.kubernetes.io/target-type"]
+    cluster_ip_service(s)
+    s["ingressclasses"] = [{
+        "apiVersion": "networking.k8s.io/v1", "kind": "IngressClass",
+        "metadata": meta("IngressClass", "alb", created=T_ADDONS, generation=1),
+        "spec": {"controller": "eks.amazonaws.com/alb",
+                 "parameters": {"apiGroup": "eks.amazonaws.com", "kind": "IngressClassParams", "name": "alb"}},
+    }]
+    s["ingressclassparams"] = [ingress_class_params("alb", {"scheme": "internet-facing", "targetType": "ip"},
+                                                    api="eks.amazonaws.com/v1")]
+    tgb = get(s, "app", "TargetGroupBinding", ALB_TG_NAME)
+    tgb["apiVersion"] = "eks.amazonaws.com/v1"
+    for n in s["nodes"]:
+        n["metadata"]["labels"]["eks.amazonaws.com/compute-type"] = "auto"
+        for k in ("eks.amazonaws.com/nodegroup", "eks.amazonaws.com/nodegroup-image"):
+            n["metadata"]["labels"].pop(k, None)
+        n["metadata"]["labels"]["karpenter.sh/nodepool"] = "general-purpose"
+    # no controller and no kube-proxy in the cluster (`kubectl get ds -n kube-system -l k8s-app=kube-proxy`)
+    s["kube_system"] = []
+    s["extra_files"] = {"k8s/daemonsets.json": kubectl_json(k8s_list([]))}
+    s["logs"] = {k: v for k, v in s["logs"].items() if not k.startswith("kube-system/")}
+    set_app_logs(s, hc_sources=ALB_NODE_IPS)
+
+
+@scenario("service-healthcheck-annotation-override")
+def service_healthcheck_annotation_override(s):
+    expect(s, "health-check-response-mismatch",
+           "The Ingress says healthcheck-path /, but the Service carries alb.ingress.kubernetes.io/healthcheck-path: "
+           "/healthz, which the controller reads first: the target group checks /healthz and nginx answers 404. "
+           "The fix must change the Service's annotation.")
+    svc = get(s, "app", "Service", "alb-instance")
+    svc["metadata"]["annotations"] = {"alb.ingress.kubernetes.io/healthcheck-path": "/healthz"}
+    s["target_groups"][0]["HealthCheckPath"] = "/healthz"
+    fail_all_targets(s, "Target.ResponseCodeMismatch", "Health checks failed with these codes: [404]")
+    set_app_logs(s, hc_sources=[NODE1.ip, NODE2.ip], hc_path="/healthz", hc_status=404)
+
+
+@scenario("nlb-http-health-check-404")
+def nlb_http_health_check_404(s):
+    expect(s, "health-check-response-mismatch",
+           "An NLB with an HTTP health check on /healthz, which the pods answer 404. An NLB reports it as "
+           "Target.FailedHealthChecks with the codes in the description (ResponseCodeMismatch is ALB-only): it is "
+           "a wrong answer, not a refused connection.")
+    pods = [
+        echo_pod("echo-nlb-6c8d9f7b5-h4j6k", NODE1, "192.168.77.21"),
+        echo_pod("echo-nlb-6c8d9f7b5-w2x8z", NODE2, "192.168.104.18"),
+    ]
+    use_nlb(
+        s,
+        target_type="ip",
+        pods=pods,
+        service=echo_service(etp="Cluster", annotations={
+            "service.beta.kubernetes.io/aws-load-balancer-healthcheck-path": "/healthz",
+            "service.beta.kubernetes.io/aws-load-balancer-healthcheck-protocol": "http",
+            "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "ip",
+        }),
+        tg=nlb_target_group(port=80, target_type="ip", hc_port="traffic-port", hc_path="/healthz"),
+        tgb_rules=[tgb_rule(80, cidr=VPC_CIDR)],
+        target_port=80,
+        open_ports=[80],
+    )
+    s["target_groups"][0]["Matcher"] = {"HttpCode": "200"}
+    s["target_health"] = [
+        target_health(p["status"]["podIP"], 80, az=node_of(p).az, reason="Target.FailedHealthChecks",
+                      description="Health checks failed with these codes: [404]")
+        for p in pods
+    ]
+    set_app_logs(s, hc_sources=[s_ip for s_ip in ALB_NODE_IPS], hc_path="/healthz", hc_status=404)
+
+
+@scenario("grpc-health-check-code")
+def grpc_health_check_code(s):
+    expect(s, "health-check-response-mismatch",
+           "A gRPC target group (ProtocolVersion GRPC) checks /AWS.ALB/healthcheck and accepts gRPC code 0; the app "
+           "does not implement that method and answers 12 (UNIMPLEMENTED). Judged against the GrpcCode matcher, "
+           "not HTTP 200; no catalogue fix (which method to check is the app owner's call).",
+           no_fix=True)
+    ing = get(s, "app", "Ingress", "alb-instance")
+    ing["metadata"]["annotations"].update({
+        "alb.ingress.kubernetes.io/backend-protocol-version": "GRPC",
+        "alb.ingress.kubernetes.io/healthcheck-path": "/AWS.ALB/healthcheck",
+        "alb.ingress.kubernetes.io/success-codes": "0",
+    })
+    tg = s["target_groups"][0]
+    tg.update(ProtocolVersion="GRPC", HealthCheckPath="/AWS.ALB/healthcheck", Matcher={"GrpcCode": "0"})
+    fail_all_targets(s, "Target.ResponseCodeMismatch", "Health checks failed with these codes: [12]")
+    set_app_logs(s)
+
+
+def other_cluster_instance() -> dict:
+    """An instance of another cluster (demo-cluster-b) registered in the same target group."""
+    other = NodeSpec("i-0b2c3d4e5f6a7b001", "192.168.76.44", "private-1a", "eni-0b2c3d4e5f6a7b001",
+                     nodegroup="ng-b")
+    r = reservation(other)
+    inst = r["Instances"][0]
+    inst["Tags"] = aws_tags({
+        "Name": "demo-cluster-b-ng-b-Node", "eks:cluster-name": "demo-cluster-b", "eks:nodegroup-name": "ng-b",
+        "kubernetes.io/cluster/demo-cluster-b": "owned",
+        "aws:autoscaling:groupName": "eks-ng-b-" + uid("asg", "ng-b"),
+    })
+    return r
+
+
+def share_target_group_with_cluster_b(s, *, multi_cluster):
+    s["reservations"].append(other_cluster_instance())
+    s["target_health"].append(target_health("i-0b2c3d4e5f6a7b001", 30080))
+    tgb = get(s, "app", "TargetGroupBinding", ALB_TG_NAME)
+    if multi_cluster:
+        tgb["spec"]["multiClusterTargetGroup"] = True
+        get(s, "app", "Ingress", "alb-instance")["metadata"]["annotations"][
+            "alb.ingress.kubernetes.io/multi-cluster-target-group"] = "true"
+
+
+@scenario("multi-cluster-target-group")
+def multi_cluster_target_group(s):
+    expect(s, None,
+           "The target group is shared with cluster demo-cluster-b (multiClusterTargetGroup): its node is "
+           "registered too. It has no Node here, and that is not stale: it is the other controller's target.")
+    share_target_group_with_cluster_b(s, multi_cluster=True)
+
+
+@scenario("shared-target-group-without-multi-cluster")
+def shared_target_group_without_multi_cluster(s):
+    expect(s, "target-registration-drift",
+           "The same target group is used by demo-cluster-b without multiClusterTargetGroup: each cluster's "
+           "controller deregisters the other's targets, which flap.")
+    share_target_group_with_cluster_b(s, multi_cluster=False)
+
+
+@scenario("tgb-node-selector")
+def tgb_node_selector(s):
+    expect(s, None,
+           "The binding's nodeSelector (from target-node-labels) selects only the edge node: only it is "
+           "registered, and the other node is not missing.")
+    # only the registered target's instance and interface are described
+    s["reservations"] = [r for r in s["reservations"] if r["Instances"][0]["InstanceId"] == NODE1.instance_id]
+    s["network_interfaces"] = [e for e in s["network_interfaces"] if e["NetworkInterfaceId"] == NODE1.eni]
+    tgb = get(s, "app", "TargetGroupBinding", ALB_TG_NAME)
+    tgb["spec"]["nodeSelector"] = {"matchLabels": {"pool": "edge"}}
+    get(s, "nodes", "Node", NODE1.name)["metadata"]["labels"]["pool"] = "edge"
+    s["target_health"] = [t for t in s["target_health"] if t["Target"]["Id"] == NODE1.instance_id]
+    s["logs"][f"kube-system/{LBC_LEADER}"] = lbc_leader_log(registered=[(NODE1.instance_id, 30080)])
+
+
+@scenario("controller-security-group-tag-ambiguous")
+def controller_security_group_tag_ambiguous(s):
+    expect(s, "lb-controller-errors",
+           "The nodes carry two security groups tagged kubernetes.io/cluster/demo-cluster (the cluster group and a "
+           "node group's own), so the controller cannot choose which one to open for the load balancer and fails "
+           "on every reconcile: the health-check rule is missing.")
+    s["security_groups"].append(security_group(
+        SG_NG2, "Security group for demo-cluster node group ng-1 (custom)", [sg_rule("-1", groups=[SG_NG2])],
+        {"Name": SG_NAMES[SG_NG2], f"kubernetes.io/cluster/{CLUSTER}": "owned"},
+    ))
+    for node in (NODE1, NODE2):
+        set_node(s, dataclasses.replace(node, security_groups=(SG_CLUSTER, SG_NG2)))
+    drop_rules(s, SG_CLUSTER, 30080)
+    errors = []
+    for i, off in enumerate([3, 9, 33, 129, 513]):
+        ts = add_seconds("2026-11-27T02:50:00Z", off)
+        errors.append((ts, lbc_reconcile_error(ts, i, tgb_name=ALB_TG_NAME, error=(
+            f"expected exactly one securityGroup tagged with kubernetes.io/cluster/{CLUSTER} for eni {NODE1.eni}, "
+            f"got: [{SG_CLUSTER} {SG_NG2}] (clusterName: {CLUSTER})"))))
+    s["logs"][f"kube-system/{LBC_LEADER}"] = lbc_leader_log(
+        registered=[(n.instance_id, 30080) for n in (NODE1, NODE2)], extra=errors)
+    fail_all_targets(s, "Target.Timeout")
+    set_app_logs(s)
+
+
+@scenario("named-target-port-tg-port-1")
+def named_target_port_tg_port_1(s):
+    expect(s, None,
+           "IP targets behind a named targetPort: the controller cannot know one port for the target group, so it "
+           "creates it on port 1 and registers each target with its pod's port. Harmless; nothing is broken.")
+    use_ip_mode(s)
+    get(s, "app", "Service", "alb-instance")["spec"]["ports"][0]["targetPort"] = "http"
+    s["target_groups"][0]["Port"] = 1
+    set_app_logs(s, hc_sources=ALB_NODE_IPS)
+
+
 # --------------------------------------------------------------------------
 # Derivation, validation, rendering
 # --------------------------------------------------------------------------
@@ -2995,9 +3254,11 @@ def validate(name, s):
     node_names = {n["metadata"]["name"] for n in s["nodes"]}
     ec2_node_names = {n["metadata"]["name"] for n in s["nodes"]
                       if n["metadata"]["labels"].get("eks.amazonaws.com/compute-type") != "fargate"}
-    check(ec2_node_names == {i["PrivateDnsName"] for i in instances}, "nodes vs instances")
-    check(node_names == {s["node_specs"][e["NetworkInterfaceId"]].name for e in s["network_interfaces"]},
-          "nodes vs ENIs")
+    ours = [i for i in instances if dict((t["Key"], t["Value"]) for t in i.get("Tags", [])).get("eks:cluster-name", CLUSTER) == CLUSTER]
+    # Only the targets' instances (and interfaces) are described, so a node may have none.
+    check({i["PrivateDnsName"] for i in ours} <= ec2_node_names, "this cluster's instances are nodes")
+    check({s["node_specs"][e["NetworkInterfaceId"]].name for e in s["network_interfaces"]} <= node_names,
+          "ENIs belong to nodes")
     instance_ids = {i["InstanceId"] for i in instances}
     target_ids = {t["Target"]["Id"] for t in s["target_health"]}
     if tg["TargetType"] == "instance":
@@ -3026,9 +3287,13 @@ def validate(name, s):
         for pfx in e.get("Ipv4Prefixes", []):
             check(ipaddress.ip_network(pfx["Ipv4Prefix"]).subnet_of(subnets[e["SubnetId"]]),
                   f"prefix {pfx['Ipv4Prefix']} outside subnet of {e['NetworkInterfaceId']}")
-    # Every live pod address is on some interface (secondary IP, delegated prefix, or primary).
+    # Every live pod address on a described node is on some interface (secondary IP, delegated
+    # prefix, or primary).
+    described = {s["node_specs"][e["NetworkInterfaceId"]].name for e in s["network_interfaces"]}
     for p in pods:
         if p["spec"].get("hostNetwork") or pod_is_terminal(p) or not p["status"].get("podIP"):
+            continue
+        if p["spec"]["nodeName"] not in described:
             continue
         ip = ipaddress.ip_address(p["status"]["podIP"])
         on_eni = any(
@@ -3136,6 +3401,8 @@ def render(name, s) -> dict:
             k8s_list([o for o in s["app"] if o["kind"] == "TargetGroupBinding"])),
         "k8s/events.json": kubectl_json(k8s_list(s["events"])),
         "k8s/ingressclasses.yaml": to_yaml(k8s_list(s["ingressclasses"])),
+        # `kubectl get ingressclassparams -o yaml` (both API groups when installed)
+        "k8s/ingressclassparams.yaml": to_yaml(k8s_list(s.get("ingressclassparams", []))),
         "k8s/kube-system.json": kubectl_json(k8s_list(s["kube_system"])),
     }
     for key, text in sorted(s["logs"].items()):
@@ -3144,6 +3411,7 @@ def render(name, s) -> dict:
         files["probe.json"] = aws_json(s["probe"])
     for rel in s.get("omit", ()):
         del files[rel]
+    files.update(s.get("extra_files", {}))
     return files
 
 

@@ -243,7 +243,13 @@ KNOWN_GROUPS = {"", "apps", "discovery.k8s.io", "networking.k8s.io", "batch", "p
                 "rbac.authorization.k8s.io", "storage.k8s.io", "autoscaling", "coordination.k8s.io"}
 
 
+# Plurals that no English rule gives (the CRDs' own `spec.names.plural`).
+IRREGULAR_PLURALS = {"IngressClassParams": "ingressclassparams"}
+
+
 def guess_plural(kind: str) -> str:
+    if kind in IRREGULAR_PLURALS:
+        return IRREGULAR_PLURALS[kind]
     k = kind.lower()
     if k.endswith(("s", "x", "z", "ch", "sh")):
         return k + "es"

@@ -19,8 +19,12 @@ pub struct TargetGroup {
     pub target_group_arn: String,
     pub target_group_name: String,
     pub protocol: Option<String>,
+    /// `HTTP1`, `HTTP2` or `GRPC` (ALB target groups).
+    pub protocol_version: Option<String>,
     pub port: Option<u16>,
     pub vpc_id: Option<String>,
+    /// `ipv4` or `ipv6`.
+    pub ip_address_type: Option<String>,
     pub health_check_protocol: Option<String>,
     /// `traffic-port` or a port number as a string.
     pub health_check_port: Option<String>,

@@ -64,6 +64,7 @@ pub const EXPLAINED_BY: &[(&str, &[&str])] = &[
     ("pod-not-ready", &["target-instance-not-running"]),
     ("kube-proxy-unhealthy", &["target-instance-not-running"]),
     ("target-registration-drift", &["lb-controller-errors"]),
+    ("security-group-blocks-health-check", &["lb-controller-errors"]),
     (
         "external-traffic-policy-local",
         &["selector-matches-no-pods", "pod-not-ready"],
@@ -160,9 +161,14 @@ pub struct FailingTarget {
 
 /// Whether `f` explains `g` at target `t` (rule 1).
 fn explains_at(f: &Finding, g: &Finding, t: &str) -> bool {
+    may_explain(f, g) && (f.group_level || f.targets.iter().any(|x| x == t))
+}
+
+/// F's check is listed for G's, F is a fault, and F does not narrow its claim elsewhere.
+fn may_explain(f: &Finding, g: &Finding) -> bool {
     f.severity != Severity::Info
         && explainers(g.check).contains(&f.check)
-        && (f.group_level || f.targets.iter().any(|x| x == t))
+        && (f.explains.is_empty() || f.explains.contains(&g.check))
 }
 
 /// The deepest finding explaining `g` at `t`, by index.
@@ -196,9 +202,8 @@ pub fn rank(mut findings: Vec<Finding>, failing: &[FailingTarget]) -> Causality 
             parent[g] = (0..n)
                 .filter(|&f| {
                     f != g
-                        && findings[f].severity != Severity::Info
                         && (findings[f].group_level || findings[f].targets.is_empty())
-                        && explainers(findings[g].check).contains(&findings[f].check)
+                        && may_explain(&findings[f], &findings[g])
                 })
                 .min_by_key(|&f| (depth(findings[f].check), f));
             continue;
@@ -477,6 +482,24 @@ mod tests {
         assert_eq!(c.findings[0].check, "health-check-unreachable");
         assert_eq!(c.findings[0].explained_by, None);
         assert_eq!(c.unexplained.len(), 2);
+    }
+
+    #[test]
+    fn a_narrowed_claim_explains_only_what_it_names() {
+        let controller = f("lb-controller-errors", Severity::Critical, &[])
+            .group_level()
+            .explaining(&["security-group-blocks-health-check"]);
+        let c = rank(
+            vec![
+                controller,
+                f("target-registration-drift", Severity::Warning, &["a"]),
+                f("security-group-blocks-health-check", Severity::Critical, &["b"]),
+            ],
+            &failing(&["a", "b"]),
+        );
+        let by = |check: &str| c.findings.iter().find(|f| f.check == check).unwrap().explained_by;
+        assert_eq!(by("security-group-blocks-health-check"), Some("lb-controller-errors"));
+        assert_eq!(by("target-registration-drift"), None);
     }
 
     #[test]

@@ -156,7 +156,7 @@ pub fn write_dump(snapshot: &Snapshot, dir: &Path) -> Result<()> {
     let none = |_: &mut Value| {};
     kube_list(dir, "targetgroupbindings", &k.target_group_bindings, |v| {
         if let Some(o) = v.as_object_mut() {
-            o.insert("apiVersion".into(), "elbv2.k8s.aws/v1beta1".into());
+            o.entry("apiVersion").or_insert_with(|| "elbv2.k8s.aws/v1beta1".into());
             o.insert("kind".into(), "TargetGroupBinding".into());
         }
     })?;
@@ -167,6 +167,12 @@ pub fn write_dump(snapshot: &Snapshot, dir: &Path) -> Result<()> {
     kube_list(dir, "events", &k.events, none)?;
     kube_list(dir, "ingresses", &k.ingresses, none)?;
     kube_list(dir, "ingressclasses", &k.ingress_classes, none)?;
+    kube_list(dir, "ingressclassparams", &k.ingress_class_params, |v| {
+        if let Some(o) = v.as_object_mut() {
+            o.entry("apiVersion").or_insert_with(|| "elbv2.k8s.aws/v1beta1".into());
+            o.insert("kind".into(), "IngressClassParams".into());
+        }
+    })?;
     kube_list(dir, "nodes", &k.nodes, none)?;
     kube_list(dir, "namespaces", &k.namespaces, none)?;
     kube_list(dir, "deployments", &k.deployments, none)?;

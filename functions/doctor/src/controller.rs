@@ -16,11 +16,32 @@
 //!   or epoch seconds in older versions), naming the reconciled object as
 //!   `"TargetGroupBinding"/"object": {"name","namespace"}` or `"namespace"`/`"name"`
 //!   (an explicit IngressGroup reconciles with an empty namespace and the group's name), and
-//!   AWS errors that carry the target group ARN.
+//!   AWS errors that carry the target group ARN;
+//! - `pkg/config/*_config.go`: flags `--ingress-class` (default `alb`), `--default-target-type`
+//!   (default `instance`), `--cluster-name`, `--feature-gates`;
+//! - `pkg/ingress/group_loader.go`, `class_loader.go`, `class_annotation_matcher.go`: the
+//!   `kubernetes.io/ingress.class` annotation, when present, decides alone (it must equal
+//!   `--ingress-class`, no IngressClass object needed); else `spec.ingressClassName` or the
+//!   default IngressClass must exist with controller `ingress.k8s.aws/alb` (its parameters an
+//!   existing `elbv2.k8s.aws` IngressClassParams); an Ingress with no class at all is managed
+//!   only when `--ingress-class` is empty;
+//! - `pkg/ingress/model_build_target_group.go`: target-group settings come from the Service's
+//!   annotations first, then the Ingress's (`MergeStringMap(svc, ing)`); IngressClassParams'
+//!   `targetType` overrides both; `healthcheck-protocol` must be exactly `HTTP` or `HTTPS`;
+//! - `pkg/service/model_build_target_group.go`: NLB target type from `nlb-target-type` (or
+//!   type `nlb-ip`), else `--default-target-type`; an instance-mode `externalTrafficPolicy:
+//!   Local` Service defaults to HTTP `/healthz` on `healthCheckNodePort`; the protocol
+//!   annotation is compared upper-cased.
+//!
+//! EKS Auto Mode runs the same logic in the EKS control plane (IngressClass controller
+//! `eks.amazonaws.com/alb`, loadBalancerClass `eks.amazonaws.com/nlb`, TargetGroupBindings and
+//! IngressClassParams in `eks.amazonaws.com/v1`): no Deployment in the cluster to inspect.
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Node, Pod, Service};
+use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
@@ -121,6 +142,258 @@ pub fn pod_registrable(pod: &Pod, endpoint_ready: bool, node: Option<&Node>) -> 
         return true;
     }
     containers_ready(pod) && pod.metadata.deletion_timestamp.is_none() && node.and_then(node_ready) == Some("True")
+}
+
+pub const ALB_CLASS_CONTROLLER: &str = "ingress.k8s.aws/alb";
+pub const AUTO_MODE_ALB_CLASS_CONTROLLER: &str = "eks.amazonaws.com/alb";
+pub const NLB_LOAD_BALANCER_CLASS: &str = "service.k8s.aws/nlb";
+pub const AUTO_MODE_NLB_LOAD_BALANCER_CLASS: &str = "eks.amazonaws.com/nlb";
+const LEGACY_CLASS_ANNOTATION: &str = "kubernetes.io/ingress.class";
+const DEFAULT_CLASS_ANNOTATION: &str = "ingressclass.kubernetes.io/is-default-class";
+
+/// The controller's command-line configuration, as its Deployment passes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControllerConfig {
+    /// `--ingress-class` (default `alb`; empty means "also Ingresses without any class").
+    pub ingress_class: String,
+    /// `--default-target-type` (default `instance`).
+    pub default_target_type: String,
+    pub cluster_name: Option<String>,
+    /// `--feature-gates=A=true,B=false`.
+    pub feature_gates: BTreeMap<String, bool>,
+}
+
+impl Default for ControllerConfig {
+    fn default() -> Self {
+        ControllerConfig {
+            ingress_class: "alb".into(),
+            default_target_type: "instance".into(),
+            cluster_name: None,
+            feature_gates: BTreeMap::new(),
+        }
+    }
+}
+
+impl ControllerConfig {
+    /// Reads the flags of the controller container (`--flag=value` or `--flag value`).
+    pub fn from_deployment(deployment: &Deployment) -> Self {
+        let mut config = ControllerConfig::default();
+        let containers = deployment
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.spec.as_ref())
+            .map(|s| s.containers.as_slice())
+            .unwrap_or_default();
+        let container = containers
+            .iter()
+            .find(|c| c.name == "aws-load-balancer-controller" || c.name == "controller")
+            .or(containers.first());
+        let args: Vec<&str> = container
+            .into_iter()
+            .flat_map(|c| c.command.iter().flatten().chain(c.args.iter().flatten()))
+            .map(String::as_str)
+            .collect();
+        let mut i = 0;
+        while i < args.len() {
+            let (flag, inline) = match args[i].split_once('=') {
+                Some((f, v)) => (f, Some(v)),
+                None => (args[i], None),
+            };
+            let value = match inline {
+                Some(v) => Some(v.to_string()),
+                None if args.get(i + 1).is_some_and(|n| !n.starts_with("--")) => {
+                    i += 1;
+                    args.get(i).map(|v| v.to_string())
+                }
+                None => None,
+            };
+            match (flag, value) {
+                ("--ingress-class", Some(v)) => config.ingress_class = v,
+                ("--default-target-type", Some(v)) => config.default_target_type = v,
+                ("--cluster-name", Some(v)) => config.cluster_name = Some(v),
+                ("--feature-gates", Some(v)) => {
+                    for gate in v.split(',').filter(|g| !g.is_empty()) {
+                        let (name, on) = gate.split_once('=').unwrap_or((gate, "true"));
+                        config
+                            .feature_gates
+                            .insert(name.trim().to_string(), on.trim() == "true");
+                    }
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        config
+    }
+}
+
+/// How the controller treats an Ingress's class.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IngressClassVerdict {
+    /// Managed by this controller (or by EKS Auto Mode): how it was matched.
+    Managed(String),
+    /// The controller will not manage it, or fails to load its class: why.
+    NotManaged(String),
+    /// The class cannot be judged (IngressClasses not collected).
+    Unknown(String),
+}
+
+/// Classifies an Ingress as the controller's group loader does (see the module docs).
+pub fn classify_ingress(
+    ingress: &Ingress,
+    classes: Result<&[IngressClass], &str>,
+    params: Result<&[crate::snapshot::IngressClassParams], &str>,
+    config: &ControllerConfig,
+) -> IngressClassVerdict {
+    use IngressClassVerdict::*;
+    if let Some(annotation) = ingress
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(LEGACY_CLASS_ANNOTATION))
+    {
+        let matches = annotation == &config.ingress_class || (config.ingress_class.is_empty() && annotation == "alb");
+        return if matches {
+            Managed(format!(
+                "annotation {LEGACY_CLASS_ANNOTATION}={annotation} (no IngressClass object needed)"
+            ))
+        } else {
+            NotManaged(format!(
+                "annotation {LEGACY_CLASS_ANNOTATION}={annotation:?} does not match the controller's --ingress-class {:?}",
+                config.ingress_class
+            ))
+        };
+    }
+    let classes = match classes {
+        Ok(c) => c,
+        Err(why) => return Unknown(format!("IngressClasses not collected: {why}")),
+    };
+    let named = ingress.spec.as_ref().and_then(|s| s.ingress_class_name.clone());
+    let class_name = match named {
+        Some(n) => n,
+        None => {
+            let defaults: Vec<&IngressClass> = classes
+                .iter()
+                .filter(|c| {
+                    c.metadata
+                        .annotations
+                        .as_ref()
+                        .and_then(|a| a.get(DEFAULT_CLASS_ANNOTATION))
+                        .map(String::as_str)
+                        == Some("true")
+                })
+                .collect();
+            match defaults.as_slice() {
+                [] if config.ingress_class.is_empty() => {
+                    return Managed("no class, and the controller runs with --ingress-class=\"\" (manages classless Ingresses)".into())
+                }
+                [] => return NotManaged("no ingressClassName, no kubernetes.io/ingress.class annotation and no default IngressClass: the controller ignores this Ingress".into()),
+                [one] => one.metadata.name.clone().unwrap_or_default(),
+                _ => return NotManaged("several IngressClasses are marked default: the controller refuses to choose".into()),
+            }
+        }
+    };
+    let Some(class) = classes
+        .iter()
+        .find(|c| c.metadata.name.as_deref() == Some(class_name.as_str()))
+    else {
+        return NotManaged(format!("IngressClass {class_name:?} does not exist"));
+    };
+    let spec = class.spec.as_ref();
+    let controller = spec.and_then(|s| s.controller.as_deref()).unwrap_or("");
+    match controller {
+        ALB_CLASS_CONTROLLER | AUTO_MODE_ALB_CLASS_CONTROLLER => {}
+        other => {
+            return NotManaged(format!(
+                "IngressClass {class_name:?} belongs to controller {other:?}, not {ALB_CLASS_CONTROLLER} or {AUTO_MODE_ALB_CLASS_CONTROLLER}"
+            ))
+        }
+    }
+    if let Some(p) = spec.and_then(|s| s.parameters.as_ref()) {
+        let expected_group = if controller == ALB_CLASS_CONTROLLER {
+            "elbv2.k8s.aws"
+        } else {
+            "eks.amazonaws.com"
+        };
+        if p.api_group.as_deref() != Some(expected_group) || p.kind != "IngressClassParams" {
+            return NotManaged(format!(
+                "IngressClass {class_name:?} references parameters {}/{} the controller does not know",
+                p.api_group.as_deref().unwrap_or(""),
+                p.kind
+            ));
+        }
+        if let Ok(params) = params {
+            let found = params.iter().any(|x| {
+                x.metadata.name.as_deref() == Some(p.name.as_str())
+                    && x.api_version.as_deref().is_none_or(|v| v.starts_with(expected_group))
+            });
+            if !found {
+                return NotManaged(format!(
+                    "IngressClassParams {:?} of IngressClass {class_name:?} does not exist",
+                    p.name
+                ));
+            }
+        }
+    }
+    Managed(format!("IngressClass {class_name:?} (controller {controller})"))
+}
+
+/// The IngressClassParams that apply to an Ingress through its class, if any.
+pub fn params_for<'a>(
+    ingress: &Ingress,
+    classes: &'a [IngressClass],
+    params: &'a [crate::snapshot::IngressClassParams],
+) -> Option<&'a crate::snapshot::IngressClassParams> {
+    if ingress
+        .metadata
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.contains_key(LEGACY_CLASS_ANNOTATION))
+    {
+        return None; // annotation-classified Ingresses carry no IngressClass configuration
+    }
+    let name = ingress.spec.as_ref().and_then(|s| s.ingress_class_name.as_deref())?;
+    let class = classes.iter().find(|c| c.metadata.name.as_deref() == Some(name))?;
+    let p = class.spec.as_ref()?.parameters.as_ref()?;
+    params
+        .iter()
+        .find(|x| x.metadata.name.as_deref() == Some(p.name.as_str()))
+}
+
+/// The annotations the controller reads for an Ingress backend's target group: the
+/// Service's win over the Ingress's.
+pub fn target_group_annotations(service: &Service, ingress: &Ingress) -> BTreeMap<String, String> {
+    let mut merged = ingress.metadata.annotations.clone().unwrap_or_default();
+    for (k, v) in service.metadata.annotations.iter().flatten() {
+        merged.insert(k.clone(), v.clone());
+    }
+    merged
+}
+
+/// Whether a Service is handled by the controller (or Auto Mode), as its loadBalancerClass
+/// or `aws-load-balancer-type` says; `None` for a Service no load balancer controller owns
+/// (ClusterIP / NodePort behind a TargetGroupBinding).
+pub fn service_owner(service: &Service) -> Option<&'static str> {
+    let spec = service.spec.as_ref()?;
+    match spec.load_balancer_class.as_deref() {
+        Some(NLB_LOAD_BALANCER_CLASS) => return Some("aws-load-balancer-controller"),
+        Some(AUTO_MODE_NLB_LOAD_BALANCER_CLASS) => return Some("eks-auto-mode"),
+        Some(_) => return Some("another-controller"),
+        None => {}
+    }
+    if spec.type_.as_deref() != Some("LoadBalancer") {
+        return None;
+    }
+    match service
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get("service.beta.kubernetes.io/aws-load-balancer-type"))
+        .map(String::as_str)
+    {
+        Some("external" | "nlb-ip") => Some("aws-load-balancer-controller"),
+        _ => Some("in-tree"),
+    }
 }
 
 /// Which target group's objects a log line is about.
@@ -357,6 +630,90 @@ mod tests {
         assert!(is_recent(l.at, Some(now)));
         assert!(!is_recent(Some("2026-12-31T20:00:00Z".parse().unwrap()), Some(now)));
         assert!(is_recent(None, Some(now)));
+    }
+
+    #[test]
+    fn controller_flags_are_read_from_the_deployment() {
+        let d: Deployment =
+            serde_json::from_value(json!({"spec": {"selector": {}, "template": {"spec": {"containers": [{
+                "name": "aws-load-balancer-controller",
+                "args": ["--cluster-name=demo", "--ingress-class", "internal-alb", "--default-target-type=ip",
+                         "--feature-gates=EnableIPTargetType=true,SubnetsClusterTagCheck=false"]
+            }]}}}}))
+            .unwrap();
+        let c = ControllerConfig::from_deployment(&d);
+        assert_eq!(c.ingress_class, "internal-alb");
+        assert_eq!(c.default_target_type, "ip");
+        assert_eq!(c.cluster_name.as_deref(), Some("demo"));
+        assert_eq!(c.feature_gates.get("SubnetsClusterTagCheck"), Some(&false));
+        let plain: Deployment = serde_json::from_value(
+            json!({"spec": {"selector": {}, "template": {"spec": {"containers": [{"name": "x"}]}}}}),
+        )
+        .unwrap();
+        assert_eq!(ControllerConfig::from_deployment(&plain), ControllerConfig::default());
+    }
+
+    #[test]
+    fn ingress_classes_are_matched_as_the_group_loader_does() {
+        let ing = |v: serde_json::Value| -> Ingress { serde_json::from_value(v).unwrap() };
+        let class = |name: &str, controller: &str, params: Option<(&str, &str)>| -> IngressClass {
+            let mut spec = json!({"controller": controller});
+            if let Some((group, pname)) = params {
+                spec["parameters"] = json!({"apiGroup": group, "kind": "IngressClassParams", "name": pname});
+            }
+            serde_json::from_value(json!({"metadata": {"name": name}, "spec": spec})).unwrap()
+        };
+        let cfg = ControllerConfig::default();
+        let legacy = ing(json!({"metadata": {"annotations": {"kubernetes.io/ingress.class": "alb"}}}));
+        assert!(matches!(
+            classify_ingress(&legacy, Ok(&[]), Ok(&[]), &cfg),
+            IngressClassVerdict::Managed(_)
+        ));
+        let other = ing(json!({"metadata": {"annotations": {"kubernetes.io/ingress.class": "nginx"}}}));
+        assert!(matches!(
+            classify_ingress(&other, Ok(&[]), Ok(&[]), &cfg),
+            IngressClassVerdict::NotManaged(_)
+        ));
+        let auto = ing(json!({"spec": {"ingressClassName": "auto"}}));
+        let params: Vec<crate::snapshot::IngressClassParams> = vec![serde_json::from_value(json!({
+            "apiVersion": "eks.amazonaws.com/v1", "metadata": {"name": "alb"}, "spec": {"scheme": "internet-facing"}
+        }))
+        .unwrap()];
+        let classes = [class(
+            "auto",
+            AUTO_MODE_ALB_CLASS_CONTROLLER,
+            Some(("eks.amazonaws.com", "alb")),
+        )];
+        assert!(matches!(
+            classify_ingress(&auto, Ok(&classes), Ok(&params), &cfg),
+            IngressClassVerdict::Managed(_)
+        ));
+        assert!(matches!(
+            classify_ingress(&auto, Ok(&classes), Ok(&[]), &cfg),
+            IngressClassVerdict::NotManaged(_)
+        ));
+        let missing = ing(json!({"spec": {"ingressClassName": "gone"}}));
+        assert!(matches!(
+            classify_ingress(&missing, Ok(&classes), Ok(&params), &cfg),
+            IngressClassVerdict::NotManaged(_)
+        ));
+        let classless = ing(json!({"spec": {}}));
+        assert!(matches!(
+            classify_ingress(&classless, Ok(&[]), Ok(&[]), &cfg),
+            IngressClassVerdict::NotManaged(_)
+        ));
+        let all = ControllerConfig {
+            ingress_class: String::new(),
+            ..ControllerConfig::default()
+        };
+        assert!(matches!(
+            classify_ingress(&classless, Ok(&[]), Ok(&[]), &all),
+            IngressClassVerdict::Managed(_)
+        ));
+        assert!(matches!(
+            classify_ingress(&auto, Err("forbidden"), Ok(&[]), &cfg),
+            IngressClassVerdict::Unknown(_)
+        ));
     }
 
     #[test]

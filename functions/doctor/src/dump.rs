@@ -222,6 +222,7 @@ const KINDS: &[(&str, &[&str])] = &[
     ("Event", &["events", "event", "ev"]),
     ("Ingress", &["ingresses", "ingress", "ing"]),
     ("IngressClass", &["ingressclasses", "ingressclass"]),
+    ("IngressClassParams", &["ingressclassparams"]),
     ("Node", &["nodes", "node", "no"]),
     ("Namespace", &["namespaces", "namespace", "ns"]),
     ("Deployment", &["deployments", "deployment", "deploy"]),
@@ -232,8 +233,10 @@ const KINDS: &[(&str, &[&str])] = &[
 /// The API groups each kind is read from (the group part of `apiVersion`).
 fn expected_group(kind: &str) -> &'static [&'static str] {
     match kind {
-        "TargetGroupBinding" => &["elbv2.k8s.aws"],
+        "TargetGroupBinding" | "IngressClassParams" => &["elbv2.k8s.aws", "eks.amazonaws.com"],
         "EndpointSlice" => &["discovery.k8s.io"],
+        // events.k8s.io/v1 is converted to the core shape on load.
+        "Event" => &["", "events.k8s.io"],
         "Ingress" | "IngressClass" => &["networking.k8s.io"],
         "Deployment" | "DaemonSet" | "ReplicaSet" => &["apps"],
         _ => &[""],
@@ -241,7 +244,7 @@ fn expected_group(kind: &str) -> &'static [&'static str] {
 }
 
 /// Kinds without a namespace: collected or not, there is no scope to track.
-const CLUSTER_SCOPED: &[&str] = &["Node", "Namespace", "IngressClass"];
+const CLUSTER_SCOPED: &[&str] = &["Node", "Namespace", "IngressClass", "IngressClassParams"];
 
 /// Keys whose values are timestamps of something the cluster observed.
 const TIMESTAMP_KEYS: &[&str] = &[
@@ -356,6 +359,7 @@ fn load_kube(dir: &Path, snapshot: &mut Snapshot, declared_scope: BTreeMap<Strin
     kube.events = typed(&objects, "Event")?;
     kube.ingresses = typed(&objects, "Ingress")?;
     kube.ingress_classes = typed(&objects, "IngressClass")?;
+    kube.ingress_class_params = typed(&objects, "IngressClassParams")?;
     kube.nodes = typed(&objects, "Node")?;
     kube.namespaces = typed(&objects, "Namespace")?;
     kube.deployments = typed(&objects, "Deployment")?;
@@ -432,6 +436,9 @@ fn flatten_into(path: &Path, mut doc: Value, inherited: Option<(&str, &str)>, ou
         return;
     }
     let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+    if kind == "Event" && group == "events.k8s.io" {
+        doc = core_event(doc);
+    }
     match KINDS.iter().find(|(k, _)| *k == kind) {
         Some((k, _)) if expected_group(k).contains(&group) => {
             if let Some(ns) = doc.pointer("/metadata/namespace").and_then(Value::as_str) {
@@ -448,6 +455,28 @@ fn flatten_into(path: &Path, mut doc: Value, inherited: Option<(&str, &str)>, ou
             *out.skipped.entry(label).or_default() += 1;
         }
     }
+}
+
+/// An `events.k8s.io/v1` Event (`kubectl get events.events.k8s.io -o json`) in the core/v1
+/// shape the checks read: `regarding` is `involvedObject`, `note` is `message`, the
+/// deprecated timestamps and counts fill the old fields.
+fn core_event(mut doc: Value) -> Value {
+    if let Some(o) = doc.as_object_mut() {
+        for (from, to) in [
+            ("regarding", "involvedObject"),
+            ("note", "message"),
+            ("deprecatedFirstTimestamp", "firstTimestamp"),
+            ("deprecatedLastTimestamp", "lastTimestamp"),
+            ("deprecatedCount", "count"),
+            ("deprecatedSource", "source"),
+        ] {
+            if let Some(v) = o.remove(from) {
+                o.entry(to).or_insert(v);
+            }
+        }
+        o.insert("apiVersion".into(), "v1".into());
+    }
+    doc
 }
 
 fn typed<T: DeserializeOwned>(objects: &KubeObjects, kind: &'static str) -> Result<Collected<Vec<T>>> {
@@ -544,6 +573,7 @@ impl KubeState {
             events: Collected::NotCollected(nc()),
             ingresses: Collected::NotCollected(nc()),
             ingress_classes: Collected::NotCollected(nc()),
+            ingress_class_params: Collected::NotCollected(nc()),
             nodes: Collected::NotCollected(nc()),
             namespaces: Collected::NotCollected(nc()),
             deployments: Collected::NotCollected(nc()),

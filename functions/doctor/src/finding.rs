@@ -119,6 +119,11 @@ pub struct Finding {
     /// concerns no target at all (a side warning).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub group_level: bool,
+    /// When set, the only checks this finding may explain (a narrower claim than its
+    /// check's entry in `causality::EXPLAINED_BY`: controller errors about security-group
+    /// rules explain a blocked health check, not stale registrations).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub explains: Vec<&'static str>,
     /// The check ID of the deeper finding that explains this one (set by causality).
     pub explained_by: Option<&'static str>,
 }
@@ -139,6 +144,7 @@ impl Finding {
             fix: None,
             targets: Vec::new(),
             group_level: false,
+            explains: Vec::new(),
             explained_by: None,
         }
     }
@@ -174,6 +180,12 @@ impl Finding {
     /// Marks the finding as concerning the target group as a whole (see `group_level`).
     pub fn group_level(mut self) -> Self {
         self.group_level = true;
+        self
+    }
+
+    /// Narrows what this finding may explain to these checks (see `explains`).
+    pub fn explaining(mut self, checks: &[&'static str]) -> Self {
+        self.explains = checks.to_vec();
         self
     }
 

@@ -478,6 +478,8 @@ fn not_collected(snapshot: &Snapshot) -> Vec<NotCollected> {
     push(&mut out, "Events", &k.events);
     push(&mut out, "Ingresses", &k.ingresses);
     push(&mut out, "IngressClasses", &k.ingress_classes);
+    push(&mut out, "IngressClassParams", &k.ingress_class_params);
+    push(&mut out, "ReplicaSets", &k.replica_sets);
     push(&mut out, "Nodes", &k.nodes);
     push(&mut out, "Namespaces", &k.namespaces);
     push(&mut out, "Deployments", &k.deployments);

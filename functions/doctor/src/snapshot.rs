@@ -115,6 +115,7 @@ pub struct KubeState {
     pub events: Collected<Vec<Event>>,
     pub ingresses: Collected<Vec<Ingress>>,
     pub ingress_classes: Collected<Vec<IngressClass>>,
+    pub ingress_class_params: Collected<Vec<IngressClassParams>>,
     pub nodes: Collected<Vec<Node>>,
     pub namespaces: Collected<Vec<Namespace>>,
     pub deployments: Collected<Vec<Deployment>>,
@@ -213,15 +214,29 @@ impl KubeState {
     }
 }
 
-/// `elbv2.k8s.aws/v1beta1` TargetGroupBinding: the AWS Load Balancer Controller's record
-/// of which Service backs which target group.
+/// A TargetGroupBinding: the controller's record of which Service backs which target group.
+/// `elbv2.k8s.aws/v1beta1` for the AWS Load Balancer Controller, `eks.amazonaws.com/v1` for
+/// EKS Auto Mode's built-in one (same shape).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TargetGroupBinding {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
     #[serde(default)]
     pub metadata: ObjectMeta,
     #[serde(default)]
     pub spec: TargetGroupBindingSpec,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<serde_json::Value>,
+}
+
+impl TargetGroupBinding {
+    /// Written by EKS Auto Mode's load balancing (its controller runs outside the cluster).
+    pub fn is_auto_mode(&self) -> bool {
+        self.api_version
+            .as_deref()
+            .is_some_and(|v| v.starts_with("eks.amazonaws.com/"))
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
@@ -233,6 +248,35 @@ pub struct TargetGroupBindingSpec {
     pub target_type: Option<String>,
     pub service_ref: ServiceReference,
     pub node_selector: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>,
+    /// The target group is shared with other clusters: the controller only manages the
+    /// targets it registered itself (v2.10+).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub multi_cluster_target_group: Option<bool>,
+}
+
+/// IngressClassParams: `elbv2.k8s.aws/v1beta1` (the controller) or `eks.amazonaws.com/v1`
+/// (EKS Auto Mode). Only the fields that change how targets are registered or checked.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IngressClassParams {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub spec: serde_json::Value,
+}
+
+impl IngressClassParams {
+    /// `spec.targetType` (`instance` / `ip`): overrides every Ingress annotation of the class.
+    pub fn target_type(&self) -> Option<&str> {
+        self.spec.get("targetType").and_then(serde_json::Value::as_str)
+    }
+
+    /// `spec.group.name`: overrides the Ingresses' `group.name` annotation.
+    pub fn group_name(&self) -> Option<&str> {
+        self.spec.pointer("/group/name").and_then(serde_json::Value::as_str)
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]

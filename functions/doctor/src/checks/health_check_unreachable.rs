@@ -6,7 +6,10 @@
 //! health-check replay results (`probe.json`) that were refused, timed out or errored.
 //! Targets that are draining, still in their initial checks, or failing by design
 //! (`externalTrafficPolicy: Local` checked on `healthCheckNodePort`) are left out.
-//! `Elb.InternalError` is the load balancer's own failure (`load-balancer-internal-error`).
+//! `Elb.InternalError` is the load balancer's own failure (`load-balancer-internal-error`);
+//! an NLB's `Target.FailedHealthChecks` that carries response codes answered (a mismatch,
+//! `health-check-response-mismatch`). The manual check follows the protocol: `curl -k` for
+//! HTTPS (the load balancer does not verify target certificates), `grpcurl` for gRPC.
 //! Targets concerned: the failing ones. It is a symptom: a root only for targets no cause
 //! explains, and then the report lists them as unexplained with what was not checked.
 //!
@@ -29,6 +32,7 @@
 
 use serde_json::json;
 
+use super::health_check_response_mismatch::{answered_with_a_code, is_grpc};
 use super::{Check, CheckContext, CheckMeta, FixSafety, Inconclusive};
 use crate::finding::{Finding, Severity};
 use crate::snapshot::ProbeOutcome;
@@ -52,10 +56,12 @@ impl Check for HealthCheckUnreachable {
     fn run(&self, cx: &CheckContext<'_>) -> Result<Vec<Finding>, Inconclusive> {
         let tg = cx.target_group()?;
         let all = cx.targets()?;
+        // An NLB's FailedHealthChecks with codes answered: health-check-response-mismatch.
         let failing: Vec<_> = cx
             .failing_targets()?
             .into_iter()
             .filter(|t| t.reason().is_some_and(|r| CONNECT_REASONS.contains(&r)))
+            .filter(|t| !answered_with_a_code(t.reason(), t.health.target_health.description.as_deref()))
             .collect();
         let probes: Vec<_> = cx
             .probe_results()
@@ -86,11 +92,13 @@ impl Check for HealthCheckUnreachable {
             .and_then(|t| cx.health_check_port(t.health))
             .or_else(|| probes.first().map(|p| p.port))
             .map_or("?".to_string(), |p| p.to_string());
-        let manual = if protocol.starts_with("HTTP") {
-            format!(
-                "curl -sv --max-time 5 {}://{address}:{port}{path}",
-                protocol.to_ascii_lowercase()
-            )
+        // The load balancer does not verify the target's certificate: neither does `-k`.
+        let manual = if is_grpc(tg) {
+            format!("grpcurl -plaintext -max-time 5 {address}:{port} list")
+        } else if protocol == "HTTPS" {
+            format!("curl -skv --max-time 5 https://{address}:{port}{path}")
+        } else if protocol == "HTTP" {
+            format!("curl -sv --max-time 5 http://{address}:{port}{path}")
         } else {
             format!("nc -vz -w 5 {address} {port}")
         };
@@ -162,5 +170,20 @@ mod tests {
     #[test]
     fn quiet_when_failing_by_design() {
         quiet(&HealthCheckUnreachable, &scenario("nlb-local-by-design"));
+    }
+
+    #[test]
+    fn quiet_when_an_nlb_target_answered_with_a_wrong_code() {
+        quiet(&HealthCheckUnreachable, &scenario("nlb-http-health-check-404"));
+    }
+
+    #[test]
+    fn an_https_check_is_tried_without_verifying_the_certificate() {
+        let mut snap = scenario("health-check-unreachable");
+        if let crate::snapshot::Collected::Present(tg) = &mut snap.aws.target_group {
+            tg.health_check_protocol = Some("HTTPS".into());
+        }
+        let f = &fires(&HealthCheckUnreachable, &snap)[0];
+        assert!(f.fix.as_ref().unwrap().command.starts_with("curl -skv"), "{:?}", f.fix);
     }
 }

@@ -2,14 +2,25 @@
 //! health-check / target-type annotations are invalid or inconsistent with the Service.
 //!
 //! # What it checks
-//! For target groups created from an Ingress (ALB): the IngressClass exists and belongs to
-//! `ingress.k8s.aws/alb`; `healthcheck-path` starts with `/`; `success-codes` is a valid
-//! list or range within 200-499; `healthcheck-port` is `traffic-port`, a port the targets
-//! actually open (a NodePort of the Service for instance targets, a containerPort for IP
-//! targets) or a Service port name; `healthcheck-protocol` is HTTP or HTTPS; `target-type` is
-//! `instance` or `ip`, `instance` only with a NodePort / LoadBalancer Service, and matches the
-//! existing target group. Annotations on the Service override the Ingress's, as the
-//! controller applies them.
+//! For target groups created from an Ingress (ALB), decided as the controller decides
+//! (`crate::controller`, from its source):
+//! - the class: the `kubernetes.io/ingress.class` annotation alone (matched against the
+//!   controller's `--ingress-class`, no IngressClass object needed), else the IngressClass
+//!   (named or default) must exist with controller `ingress.k8s.aws/alb` (or EKS Auto Mode's
+//!   `eks.amazonaws.com/alb`) and existing IngressClassParams of the right API group;
+//! - the effective settings: the Service's `alb.ingress.kubernetes.io/*` annotations win over
+//!   the Ingress's, and IngressClassParams' `targetType` over both; the target type defaults
+//!   to the controller's `--default-target-type` (else the target group's own type);
+//! - `healthcheck-path` starts with `/`; `success-codes` is a list or range within 200-499
+//!   (gRPC: 0-99 when `backend-protocol-version` is GRPC); `healthcheck-protocol` is exactly
+//!   `HTTP` or `HTTPS` (the controller compares case-sensitively); `target-type` is `instance`
+//!   or `ip`, `instance` only with a NodePort / LoadBalancer Service;
+//! - `healthcheck-port`: a number is used as is (for instance targets it must be a NodePort
+//!   or the `healthCheckNodePort`; for IP targets container ports are informational, so an
+//!   undeclared one is only a warning while targets fail), a name must be a Service port (IP
+//!   targets: with a numeric `targetPort`).
+//!
+//! Targets concerned: all of them (the settings are the target group's).
 //!
 //! # Why it matters
 //! The controller turns these annotations into the target group's health check. A port
@@ -21,21 +32,24 @@
 //! Good: `healthcheck-port: traffic-port`.
 //!
 //! # Fix safety
-//! Manual: the report gives the `kubectl annotate` / `kubectl patch` that corrects the value.
+//! Manual: the report gives the `kubectl annotate` / `kubectl patch` that corrects the value,
+//! on the object that holds the effective value (the Service when it carries the annotation).
 //! (Health-check path and success codes that the app answers wrongly are the catalogue fix
 //! `set-alb-health-check` of `health-check-response-mismatch`.)
 //!
 //! # References
 //! - <https://repost.aws/knowledge-center/eks-resolve-failed-health-check-alb-nlb> (Ingress annotations)
 //! - <https://kubernetes-sigs.github.io/aws-load-balancer-controller/latest/guide/ingress/annotations/>
+//! - <https://github.com/kubernetes-sigs/aws-load-balancer-controller/blob/main/pkg/ingress/model_build_target_group.go>
+//! - <https://github.com/kubernetes-sigs/aws-load-balancer-controller/blob/main/pkg/ingress/group_loader.go>
+//! - <https://docs.aws.amazon.com/eks/latest/userguide/auto-configure-alb.html> (EKS Auto Mode classes)
 
-use std::collections::BTreeMap;
-
-use k8s_openapi::api::networking::v1::Ingress;
 use serde_json::json;
 
-use super::{container_ports, shell_quote, Check, CheckContext, CheckMeta, FixSafety, Inconclusive};
+use super::{shell_quote, Check, CheckContext, CheckMeta, FixSafety, Inconclusive};
+use crate::controller::{self, IngressClassVerdict};
 use crate::finding::{k8s_resource, Finding, Severity};
+use crate::kubernetes;
 
 pub struct IngressAnnotationInvalid;
 
@@ -47,11 +61,14 @@ static META: CheckMeta = CheckMeta {
 };
 
 const PREFIX: &str = "alb.ingress.kubernetes.io/";
-const ALB_CONTROLLER: &str = "ingress.k8s.aws/alb";
 
 /// Whether `codes` is a valid ALB HTTP matcher: `200`, `200,302`, `200-399` within 200-499.
 pub(crate) fn valid_success_codes(codes: &str) -> bool {
-    let in_range = |s: &str| s.trim().parse::<u16>().is_ok_and(|c| (200..=499).contains(&c));
+    valid_codes(codes, 200..=499)
+}
+
+fn valid_codes(codes: &str, range: std::ops::RangeInclusive<u16>) -> bool {
+    let in_range = |s: &str| s.trim().parse::<u16>().is_ok_and(|c| range.contains(&c));
     !codes.trim().is_empty()
         && codes.split(',').all(|part| match part.split_once('-') {
             Some((a, b)) => in_range(a) && in_range(b) && a.trim().parse::<u16>().ok() <= b.trim().parse::<u16>().ok(),
@@ -93,20 +110,43 @@ impl Check for IngressAnnotationInvalid {
             )));
         };
         let service = cx.service()?;
-        // Service annotations override the Ingress's for target-group settings.
-        let mut annotations: BTreeMap<String, String> = ingress.metadata.annotations.clone().unwrap_or_default();
-        for (k, v) in service.metadata.annotations.iter().flatten() {
-            if k.starts_with(PREFIX) {
-                annotations.insert(k.clone(), v.clone());
-            }
-        }
+        let annotations = controller::target_group_annotations(service, ingress);
+        let on_service = |name: &str| {
+            service
+                .metadata
+                .annotations
+                .as_ref()
+                .is_some_and(|a| a.contains_key(&format!("{PREFIX}{name}")))
+        };
         let get = |name: &str| annotations.get(&format!("{PREFIX}{name}")).map(String::as_str);
+        // The fix goes to the object whose annotation the controller reads.
         let annotate = |name: &str, value: &str| {
-            format!("kubectl -n {ns} annotate ingress {ingress_name} {PREFIX}{name}={value} --overwrite")
+            let (kind, object) = if on_service(name) {
+                ("service", backend.service.as_str())
+            } else {
+                ("ingress", ingress_name)
+            };
+            format!(
+                "kubectl -n {ns} annotate {kind} {} {} --overwrite",
+                shell_quote(object),
+                shell_quote(&format!("{PREFIX}{name}={value}"))
+            )
         };
         let mut problems = Vec::new();
-
-        class_problems(cx, ingress, ns, ingress_name, &mut problems);
+        let config = cx.controller_config();
+        let classes = cx.snapshot.kube.ingress_classes.items();
+        let params = cx.snapshot.kube.ingress_class_params.items();
+        if let IngressClassVerdict::NotManaged(why) =
+            controller::classify_ingress(ingress, classes, params, &config.clone().unwrap_or_default())
+        {
+            problems.push(Problem {
+                severity: Severity::Critical,
+                annotation: "ingress.class",
+                value: ingress.spec.as_ref().and_then(|s| s.ingress_class_name.clone()),
+                message: format!("{why}: the controller does not manage this Ingress, so it keeps nothing of the target group in sync"),
+                fix: format!("kubectl get ingressclass && kubectl -n {ns} get ingress {} -o yaml", shell_quote(ingress_name)),
+            });
+        }
 
         if let Some(path) = get("healthcheck-path") {
             if !path.starts_with('/') {
@@ -119,40 +159,77 @@ impl Check for IngressAnnotationInvalid {
                 });
             }
         }
+        let grpc = get("backend-protocol-version") == Some("GRPC");
         if let Some(codes) = get("success-codes") {
-            let grpc = get("backend-protocol-version").is_some_and(|v| v.eq_ignore_ascii_case("GRPC"));
-            if !grpc && !valid_success_codes(codes) {
+            let (ok, range) = if grpc {
+                (valid_codes(codes, 0..=99), "0-99 (gRPC)")
+            } else {
+                (valid_success_codes(codes), "200-499")
+            };
+            if !ok {
                 problems.push(Problem {
                     severity: Severity::Critical,
                     annotation: "success-codes",
                     value: Some(codes.into()),
-                    message: format!("success-codes {codes:?} is not a list or range of HTTP codes within 200-499"),
-                    fix: annotate("success-codes", "200"),
+                    message: format!("success-codes {codes:?} is not a list or range within {range}"),
+                    fix: annotate("success-codes", if grpc { "0" } else { "200" }),
                 });
             }
         }
         if let Some(proto) = get("healthcheck-protocol") {
-            if !matches!(proto.to_ascii_uppercase().as_str(), "HTTP" | "HTTPS") {
+            // pkg/ingress/model_build_target_group.go: exactly "HTTP" or "HTTPS".
+            if !matches!(proto, "HTTP" | "HTTPS") {
+                let upper = proto.to_ascii_uppercase();
+                let hint = if matches!(upper.as_str(), "HTTP" | "HTTPS") {
+                    " (the controller compares case-sensitively)"
+                } else {
+                    ""
+                };
                 problems.push(Problem {
                     severity: Severity::Critical,
                     annotation: "healthcheck-protocol",
                     value: Some(proto.into()),
-                    message: format!("healthcheck-protocol {proto:?} is not HTTP or HTTPS"),
-                    fix: annotate("healthcheck-protocol", "HTTP"),
+                    message: format!("healthcheck-protocol {proto:?} is not HTTP or HTTPS{hint}: the controller refuses to build the target group"),
+                    fix: annotate("healthcheck-protocol", if upper == "HTTPS" { "HTTPS" } else { "HTTP" }),
                 });
             }
         }
 
         let spec = service.spec.as_ref();
         let service_type = spec.and_then(|s| s.type_.as_deref()).unwrap_or("ClusterIP");
-        let target_type = get("target-type").unwrap_or("instance");
-        match target_type {
+        // Target type as the controller builds it: IngressClassParams > annotation > flag.
+        let class_params = match (classes, params) {
+            (Ok(c), Ok(p)) => controller::params_for(ingress, c, p),
+            _ => None,
+        };
+        let (configured, source): (Option<String>, String) = if let Some(t) = class_params.and_then(|p| p.target_type())
+        {
+            (Some(t.to_string()), "IngressClassParams targetType".into())
+        } else if let Some(t) = get("target-type") {
+            (Some(t.to_string()), "the target-type annotation".into())
+        } else if let Some(c) = &config {
+            (
+                Some(c.default_target_type.clone()),
+                "the controller's --default-target-type".into(),
+            )
+        } else {
+            (
+                None,
+                "the target group's own type (the controller's flags were not collected)".into(),
+            )
+        };
+        let tg_type = cx.target_type().ok();
+        let target_type = configured
+            .clone()
+            .or(tg_type.map(str::to_string))
+            .unwrap_or_else(|| "instance".into());
+        match target_type.as_str() {
             "instance" | "ip" => {}
             other => problems.push(Problem {
                 severity: Severity::Critical,
                 annotation: "target-type",
                 value: Some(other.into()),
-                message: format!("target-type {other:?} is not instance or ip"),
+                message: format!("target-type {other:?} (from {source}) is not instance or ip"),
                 fix: annotate("target-type", "ip"),
             }),
         }
@@ -162,94 +239,49 @@ impl Check for IngressAnnotationInvalid {
                 annotation: "target-type",
                 value: Some("instance".into()),
                 message: format!(
-                    "target-type instance needs a NodePort or LoadBalancer Service but {}/{} is ClusterIP",
-                    ns, backend.service
+                    "target-type instance (from {source}) needs a NodePort or LoadBalancer Service but {ns}/{} is ClusterIP",
+                    backend.service
                 ),
                 fix: annotate("target-type", "ip"),
             });
         }
-        if let Ok(tg_type) = cx.target_type() {
-            if matches!(target_type, "instance" | "ip") && tg_type != target_type {
+        if let (Some(configured), Some(tg_type)) = (&configured, tg_type) {
+            if matches!(configured.as_str(), "instance" | "ip") && tg_type != configured {
                 problems.push(Problem {
                     severity: Severity::Warning,
                     annotation: "target-type",
-                    value: Some(target_type.into()),
-                    message: format!("target-type is {target_type} but the target group's type is {tg_type}: the controller cannot change it in place"),
-                    fix: format!("kubectl -n {ns} describe ingress {ingress_name}"),
+                    value: Some(configured.clone()),
+                    message: format!("target-type is {configured} (from {source}) but the target group's type is {tg_type}: the controller cannot change it in place"),
+                    fix: format!("kubectl -n {ns} describe ingress {}", shell_quote(ingress_name)),
                 });
             }
         }
 
         if let Some(port) = get("healthcheck-port").filter(|p| *p != "traffic-port") {
-            let service_ports = spec.and_then(|s| s.ports.as_deref()).unwrap_or_default();
-            let ok = match port.parse::<i32>() {
-                Ok(n) if target_type == "instance" => {
-                    service_ports.iter().any(|p| p.node_port == Some(n))
-                        || spec.and_then(|s| s.health_check_node_port) == Some(n)
-                }
-                Ok(n) => cx
-                    .selected_pods()?
-                    .iter()
-                    .flat_map(|p| container_ports(p))
-                    .any(|(_, c)| c == n),
-                Err(_) => service_ports.iter().any(|p| p.name.as_deref() == Some(port)),
-            };
-            if !ok {
-                let opens = if target_type == "instance" {
-                    let mut node_ports: Vec<String> = service_ports
-                        .iter()
-                        .filter_map(|p| p.node_port)
-                        .map(|n| n.to_string())
-                        .collect();
-                    if let Some(hc) = spec.and_then(|s| s.health_check_node_port) {
-                        node_ports.push(hc.to_string());
-                    }
-                    format!(
-                        "the Service's NodePorts are {}",
-                        if node_ports.is_empty() {
-                            "none".into()
-                        } else {
-                            node_ports.join(", ")
-                        }
-                    )
-                } else {
-                    let mut ports: Vec<i32> = cx
-                        .selected_pods()?
-                        .iter()
-                        .flat_map(|p| container_ports(p))
-                        .map(|(_, c)| c)
-                        .collect();
-                    ports.sort();
-                    ports.dedup();
-                    format!(
-                        "the pods' containerPorts are {}",
-                        ports.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ")
-                    )
-                };
-                problems.push(Problem {
-                    severity: Severity::Critical,
-                    annotation: "healthcheck-port",
-                    value: Some(port.into()),
-                    message: format!("healthcheck-port {port} is not a port the {target_type} targets open ({opens})"),
-                    fix: annotate("healthcheck-port", "traffic-port"),
-                });
-            }
+            problems.extend(health_check_port_problem(cx, port, &target_type, &annotate)?);
         }
 
         Ok(problems
             .into_iter()
             .map(|p| {
+                let holder = if on_service(p.annotation) {
+                    k8s_resource(ns, "Service", &backend.service)
+                } else {
+                    k8s_resource(ns, "Ingress", ingress_name)
+                };
                 Finding::new(
                     META.id,
                     p.severity,
-                    k8s_resource(ns, "Ingress", ingress_name),
+                    holder,
                     format!("Ingress {ns}/{ingress_name}: {}", p.message),
                 )
                 .with_targets(cx.all_target_ids())
                 .with_evidence(json!({
                     "annotation": format!("{PREFIX}{}", p.annotation),
                     "value": p.value,
+                    "setOn": if on_service(p.annotation) { "Service" } else { "Ingress" },
                     "targetType": target_type,
+                    "targetTypeFrom": source,
                     "serviceType": service_type,
                     "targetGroupHealthCheckPort": cx.target_group().ok().and_then(|t| t.health_check_port.clone()),
                 }))
@@ -259,72 +291,89 @@ impl Check for IngressAnnotationInvalid {
     }
 }
 
-fn class_problems(cx: &CheckContext<'_>, ingress: &Ingress, ns: &str, name: &str, problems: &mut Vec<Problem>) {
-    let Ok(classes) = cx.snapshot.kube.ingress_classes.items() else {
-        return; // IngressClasses not collected: the class cannot be judged
-    };
-    let patch = shell_quote(&json!({ "spec": { "ingressClassName": "alb" } }).to_string());
-    let fix = format!("kubectl -n {ns} patch ingress {name} -p {patch}");
-    let class_name = ingress
-        .spec
-        .as_ref()
-        .and_then(|s| s.ingress_class_name.clone())
-        .or_else(|| {
-            ingress
-                .metadata
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get("kubernetes.io/ingress.class"))
-                .cloned()
-        });
-    let Some(class_name) = class_name else {
-        let default_alb = classes.iter().any(|c| {
-            c.metadata
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get("ingressclass.kubernetes.io/is-default-class"))
-                .map(String::as_str)
-                == Some("true")
-                && c.spec.as_ref().and_then(|s| s.controller.as_deref()) == Some(ALB_CONTROLLER)
-        });
-        if !default_alb {
-            problems.push(Problem {
-                severity: Severity::Critical,
-                annotation: "ingress.class",
-                value: None,
-                message: "no ingressClassName and no default ALB IngressClass: the controller ignores this Ingress"
-                    .into(),
-                fix,
-            });
-        }
-        return;
-    };
-    match classes
+/// A numeric health-check port on IP targets that the pods' application containers neither
+/// declare nor probe: container ports are informational, so this is a hint (warning) while
+/// targets fail, and proven (critical) when the replay was refused on that port.
+pub(crate) fn undeclared_ip_port(cx: &CheckContext<'_>, n: i32) -> Result<Option<(Severity, String)>, Inconclusive> {
+    let pods = cx.selected_pods()?;
+    let mut declared: Vec<i32> = pods.iter().flat_map(|p| kubernetes::app_ports(p)).collect();
+    declared.sort_unstable();
+    declared.dedup();
+    if declared.contains(&n) || cx.failing_targets()?.is_empty() {
+        return Ok(None);
+    }
+    let refused = cx
+        .probe_results()
         .iter()
-        .find(|c| c.metadata.name.as_deref() == Some(class_name.as_str()))
-    {
-        None if class_name == "alb" && classes.is_empty() => {}
-        None => problems.push(Problem {
-            severity: Severity::Critical,
-            annotation: "ingress.class",
-            value: Some(class_name.clone()),
-            message: format!("IngressClass {class_name:?} does not exist"),
-            fix,
-        }),
-        Some(c) => {
-            let controller = c.spec.as_ref().and_then(|s| s.controller.as_deref()).unwrap_or("");
-            if controller != ALB_CONTROLLER {
-                problems.push(Problem {
-                    severity: Severity::Critical,
-                    annotation: "ingress.class",
-                    value: Some(class_name.clone()),
-                    message: format!(
-                        "IngressClass {class_name:?} belongs to controller {controller:?}, not {ALB_CONTROLLER}"
-                    ),
-                    fix,
-                });
+        .any(|p| i32::from(p.port) == n && p.outcome == crate::snapshot::ProbeOutcome::Refused);
+    let listed = declared.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ");
+    Ok(Some(if refused {
+        (
+            Severity::Critical,
+            format!(
+                "{n} is refused by the pods (health-check replay) and is not a port they declare or probe ({listed})"
+            ),
+        )
+    } else {
+        (
+            Severity::Warning,
+            format!("{n} is not a port the pods declare or probe ({listed}) and targets fail; declared ports are informational, so confirm the app listens there"),
+        )
+    }))
+}
+
+/// `healthcheck-port` as the controller resolves it (`buildTargetGroupHealthCheckPort`).
+fn health_check_port_problem(
+    cx: &CheckContext<'_>,
+    port: &str,
+    target_type: &str,
+    annotate: &dyn Fn(&str, &str) -> String,
+) -> Result<Option<Problem>, Inconclusive> {
+    let service = cx.service()?;
+    let spec = service.spec.as_ref();
+    let service_ports = spec.and_then(|s| s.ports.as_deref()).unwrap_or_default();
+    let problem = |severity, message: String| Problem {
+        severity,
+        annotation: "healthcheck-port",
+        value: Some(port.into()),
+        message,
+        fix: annotate("healthcheck-port", "traffic-port"),
+    };
+    match port.parse::<i32>() {
+        Ok(n) if target_type == "instance" => {
+            let mut node_ports: Vec<i32> = service_ports.iter().filter_map(|p| p.node_port).collect();
+            node_ports.extend(spec.and_then(|s| s.health_check_node_port));
+            if node_ports.contains(&n) {
+                return Ok(None);
             }
+            Ok(Some(problem(
+                Severity::Critical,
+                format!(
+                    "healthcheck-port {port} is not a port the instance targets open (the Service's NodePorts are {})",
+                    if node_ports.is_empty() {
+                        "none".to_string()
+                    } else {
+                        node_ports.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ")
+                    }
+                ),
+            )))
         }
+        Ok(n) => {
+            // Container ports are informational: undeclared is only a hint, and only while
+            // targets fail.
+            Ok(undeclared_ip_port(cx, n)?.map(|(severity, message)| problem(severity, format!("healthcheck-port {message}"))))
+        }
+        Err(_) => match service_ports.iter().find(|p| p.name.as_deref() == Some(port)) {
+            None => Ok(Some(problem(
+                Severity::Critical,
+                format!("healthcheck-port {port:?} names no port of the Service: the controller fails to resolve it"),
+            ))),
+            Some(p) if target_type == "ip" && matches!(p.target_port, Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(_))) => Ok(Some(problem(
+                Severity::Critical,
+                format!("healthcheck-port {port:?} names a Service port whose targetPort is a name: the controller cannot use a named healthCheckPort for IP targets then"),
+            ))),
+            Some(_) => Ok(None),
+        },
     }
 }
 
@@ -348,7 +397,7 @@ mod tests {
             .as_ref()
             .unwrap()
             .command
-            .ends_with("healthcheck-port=traffic-port --overwrite"));
+            .ends_with("'alb.ingress.kubernetes.io/healthcheck-port=traffic-port' --overwrite"));
     }
 
     #[test]
@@ -364,6 +413,97 @@ mod tests {
     #[test]
     fn quiet_on_valid_annotations() {
         quiet(&IngressAnnotationInvalid, &scenario("healthy"));
+    }
+
+    #[test]
+    fn quiet_where_the_controller_builds_ip_targets_for_a_cluster_ip_service() {
+        // --default-target-type=ip, and IngressClassParams targetType ip overriding a stale
+        // target-type: instance annotation.
+        quiet(
+            &IngressAnnotationInvalid,
+            &scenario("controller-default-target-type-ip"),
+        );
+        quiet(
+            &IngressAnnotationInvalid,
+            &scenario("ingressclassparams-target-type-ip"),
+        );
+        quiet(&IngressAnnotationInvalid, &scenario("named-target-port-tg-port-1"));
+    }
+
+    #[test]
+    fn quiet_on_the_legacy_class_annotation_and_on_eks_auto_mode() {
+        quiet(&IngressAnnotationInvalid, &scenario("legacy-ingress-class-annotation"));
+        quiet(&IngressAnnotationInvalid, &scenario("eks-auto-mode-alb"));
+    }
+
+    #[test]
+    fn the_instance_default_with_a_cluster_ip_service_is_refused() {
+        // Without the flag, the controller's default is instance: a ClusterIP Service fails.
+        let mut snap = scenario("controller-default-target-type-ip");
+        if let Collected::Present(deployments) = &mut snap.kube.deployments {
+            for d in deployments.iter_mut() {
+                let c = &mut d.spec.as_mut().unwrap().template.spec.as_mut().unwrap().containers[0];
+                if let Some(args) = c.args.as_mut() {
+                    args.retain(|a| !a.starts_with("--default-target-type"));
+                }
+            }
+        }
+        let findings = fires(&IngressAnnotationInvalid, &snap);
+        assert!(
+            findings.iter().any(|f| f.message.contains("needs a NodePort")),
+            "{findings:#?}"
+        );
+    }
+
+    #[test]
+    fn a_lowercase_protocol_is_refused_as_the_controller_compares_case_sensitively() {
+        let mut snap = scenario("healthy");
+        if let Collected::Present(ingresses) = &mut snap.kube.ingresses {
+            ingresses[0]
+                .metadata
+                .annotations
+                .as_mut()
+                .unwrap()
+                .insert("alb.ingress.kubernetes.io/healthcheck-protocol".into(), "http".into());
+        }
+        let f = &fires(&IngressAnnotationInvalid, &snap)[0];
+        assert!(f.message.contains("case-sensitively"), "{}", f.message);
+        assert!(f.fix.as_ref().unwrap().command.contains("healthcheck-protocol=HTTP"));
+    }
+
+    #[test]
+    fn a_service_annotation_wins_and_its_fix_goes_to_the_service() {
+        let mut snap = scenario("ingress-annotation-invalid");
+        // Move the bad port to the Service and give the Ingress a good one: the Service wins.
+        if let Collected::Present(ingresses) = &mut snap.kube.ingresses {
+            ingresses[0].metadata.annotations.as_mut().unwrap().insert(
+                "alb.ingress.kubernetes.io/healthcheck-port".into(),
+                "traffic-port".into(),
+            );
+        }
+        if let Collected::Present(services) = &mut snap.kube.services {
+            services[0].metadata.annotations = Some(
+                [(
+                    "alb.ingress.kubernetes.io/healthcheck-port".to_string(),
+                    "8081".to_string(),
+                )]
+                .into(),
+            );
+        }
+        let f = fires(&IngressAnnotationInvalid, &snap)
+            .into_iter()
+            .find(|f| f.evidence["annotation"] == "alb.ingress.kubernetes.io/healthcheck-port")
+            .unwrap();
+        assert_eq!(f.evidence["setOn"], "Service");
+        assert!(
+            f.fix
+                .as_ref()
+                .unwrap()
+                .command
+                .contains("annotate service 'alb-instance'"),
+            "{:?}",
+            f.fix
+        );
     }
 
     #[test]

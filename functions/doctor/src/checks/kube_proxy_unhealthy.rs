@@ -67,6 +67,21 @@ impl Check for KubeProxyUnhealthy {
 
     fn run(&self, cx: &CheckContext<'_>) -> Result<Vec<Finding>, Inconclusive> {
         let kube = &cx.snapshot.kube;
+        // Fargate and EKS Auto Mode nodes never run a kube-proxy pod: nothing to check there.
+        let target_nodes: Vec<_> = cx.targets()?.iter().filter_map(|t| t.node).collect();
+        let builtin = |n: &&k8s_openapi::api::core::v1::Node| {
+            matches!(
+                n.metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(kubernetes::COMPUTE_TYPE_LABEL))
+                    .map(String::as_str),
+                Some("fargate" | "auto")
+            )
+        };
+        if !target_nodes.is_empty() && target_nodes.iter().all(builtin) {
+            return Ok(vec![]);
+        }
         let daemon_sets = cx.scoped("DaemonSet", &kube.daemon_sets, NAMESPACE, &[LABEL])?;
         let Some(ds) = daemon_sets
             .iter()
@@ -254,6 +269,11 @@ mod tests {
         // being replaced by Karpenter.
         quiet(&KubeProxyUnhealthy, &scenario("healthy-rollout-ip-readiness-gates"));
         quiet(&KubeProxyUnhealthy, &scenario("healthy-node-rotation"));
+    }
+
+    #[test]
+    fn quiet_on_eks_auto_mode_nodes_without_a_daemonset() {
+        quiet(&KubeProxyUnhealthy, &scenario("eks-auto-mode-alb"));
     }
 
     #[test]

@@ -15,7 +15,13 @@
 //! lines, are context: an `info` finding that explains nothing. The controller is a
 //! group-level cause (it concerns no target directly): it explains stale registrations.
 //! A Deployment that was not collected (the dump or the gathering did not cover its
-//! namespace) makes the check inconclusive, never "no controller".
+//! namespace) makes the check inconclusive, never "no controller". Errors that only concern
+//! security-group rules (e.g. `expected exactly one securityGroup tagged with
+//! kubernetes.io/cluster/...`) explain a blocked health check; errors that only concern
+//! registrations explain stale targets. A target group of EKS Auto Mode (its
+//! TargetGroupBinding in `eks.amazonaws.com/v1`, an `eks.amazonaws.com/alb` IngressClass or an
+//! `eks.amazonaws.com/nlb` loadBalancerClass) has no controller in the cluster to read:
+//! inconclusive.
 //!
 //! # Why it matters
 //! The controller registers and deregisters targets as pods and nodes come and go. If it is
@@ -90,6 +96,75 @@ pub(crate) fn permission_and_action(text: &str) -> (bool, Option<String>) {
     (permission, action)
 }
 
+/// Why the target group is EKS Auto Mode's, if it is: its TargetGroupBinding's API group,
+/// the Ingress's class controller, or the Service's loadBalancerClass.
+fn auto_mode(cx: &CheckContext<'_>) -> Option<String> {
+    let arn = cx.arn();
+    if cx
+        .snapshot
+        .kube
+        .target_group_bindings
+        .items()
+        .ok()?
+        .iter()
+        .any(|b| b.spec.target_group_arn.as_deref() == Some(arn.as_str()) && b.is_auto_mode())
+    {
+        return Some("its TargetGroupBinding is eks.amazonaws.com/v1".into());
+    }
+    let backend = cx.backend().ok()?;
+    if let Ok(service) = cx.service() {
+        if crate::controller::service_owner(service) == Some("eks-auto-mode") {
+            return Some("the Service's loadBalancerClass is eks.amazonaws.com/nlb".into());
+        }
+    }
+    let ingress = backend.ingress.as_deref()?;
+    let ing = cx.snapshot.kube.ingresses.items().ok()?.iter().find(|i| {
+        i.metadata.name.as_deref() == Some(ingress)
+            && i.metadata.namespace.as_deref() == Some(backend.namespace.as_str())
+    })?;
+    let class = ing.spec.as_ref()?.ingress_class_name.as_deref()?;
+    let controller = cx
+        .snapshot
+        .kube
+        .ingress_classes
+        .items()
+        .ok()?
+        .iter()
+        .find(|c| c.metadata.name.as_deref() == Some(class))?
+        .spec
+        .as_ref()?
+        .controller
+        .clone()?;
+    (controller == crate::controller::AUTO_MODE_ALB_CLASS_CONTROLLER)
+        .then(|| format!("IngressClass {class} belongs to {controller}"))
+}
+
+/// What a controller error stops: security-group rules, registrations, or (unknown) both.
+fn consequences(text: &str) -> &'static [&'static str] {
+    let networking = [
+        "securityGroup",
+        "security group",
+        "SecurityGroupIngress",
+        "ingress rule",
+        "ENI",
+    ]
+    .iter()
+    .any(|m| text.contains(m));
+    let registration = [
+        "RegisterTargets",
+        "DeregisterTargets",
+        "registering targets",
+        "TargetGroupNotFound",
+    ]
+    .iter()
+    .any(|m| text.contains(m));
+    match (networking, registration) {
+        (true, false) => &["security-group-blocks-health-check"],
+        (false, true) => &["target-registration-drift"],
+        _ => &[],
+    }
+}
+
 /// The objects of this backend a log line may name.
 fn backend_objects(cx: &CheckContext<'_>) -> Option<BackendObjects> {
     let b = cx.backend().ok()?;
@@ -137,6 +212,11 @@ impl Check for LbControllerErrors {
         }) || cx.backend().is_ok_and(|b| b.target_group_binding.is_some());
         if !managed {
             return Ok(vec![]); // not a controller-managed target group (legacy in-tree or hand-made)
+        }
+        if let Some(why) = auto_mode(cx) {
+            return Err(Inconclusive(format!(
+                "the target group is managed by EKS Auto Mode ({why}): its load balancer controller runs in the EKS control plane, with no Deployment or logs in the cluster to read"
+            )));
         }
         let deployments = kube
             .deployments
@@ -262,6 +342,18 @@ impl Check for LbControllerErrors {
             .filter(|(p, _)| *p)
             .filter_map(|(_, a)| a.clone())
             .collect();
+        // What the errors stop: one kind narrows the claim, mixed or unknown ones do not.
+        let mut stops: Vec<&'static str> = Vec::new();
+        let mut unknown = false;
+        for g in causes.values() {
+            match consequences(&g.sample) {
+                [] => unknown = true,
+                some => stops.extend_from_slice(some),
+            }
+        }
+        stops.sort_unstable();
+        stops.dedup();
+        let narrowed: Vec<&'static str> = if unknown { Vec::new() } else { stops };
         let permission_errors: usize = causes.iter().filter(|((p, _), _)| *p).map(|(_, g)| g.count).sum();
         let other_errors: usize = causes.iter().filter(|((p, _), _)| !*p).map(|(_, g)| g.count).sum();
         let context_errors: usize = context.values().map(|g| g.count).sum();
@@ -307,14 +399,33 @@ impl Check for LbControllerErrors {
             )
             .with_fix(policy_fix, None)
         } else if other_errors > 0 || !events.is_empty() {
+            // An error that keeps the controller from opening the rules or registering the
+            // targets is a cause of failing targets; other reconcile errors are warnings.
+            let stops = match narrowed.as_slice() {
+                [] => None,
+                some if some.contains(&"security-group-blocks-health-check") => {
+                    Some("it cannot open the load balancer's security-group rule on the targets")
+                }
+                _ => Some("it cannot keep the target registrations in sync"),
+            };
+            let sample = causes
+                .values()
+                .next()
+                .map(|g| truncate(&g.sample, 240))
+                .unwrap_or_default();
             Finding::new(
                 META.id,
-                Severity::Warning,
+                if stops.is_some() { Severity::Critical } else { Severity::Warning },
                 resource,
-                format!(
-                    "the AWS Load Balancer Controller reports {other_errors} reconcile error(s) about this target group's objects in the last hour and {} warning event(s)",
-                    events.len()
-                ),
+                match stops {
+                    Some(what) => format!(
+                        "the AWS Load Balancer Controller fails to reconcile this target group's objects ({other_errors} error(s) in the last hour): {what} ({sample})"
+                    ),
+                    None => format!(
+                        "the AWS Load Balancer Controller reports {other_errors} reconcile error(s) about this target group's objects in the last hour and {} warning event(s)",
+                        events.len()
+                    ),
+                },
             )
             .with_fix(format!("kubectl -n {ns} logs deploy/{name} --tail=200 | grep -i error"), None)
         } else if context_errors > 0 {
@@ -334,6 +445,11 @@ impl Check for LbControllerErrors {
             )));
         } else {
             return Ok(vec![]);
+        };
+        let finding = if available > 0 {
+            finding.explaining(&narrowed)
+        } else {
+            finding
         };
         Ok(vec![finding.group_level().with_evidence(evidence)])
     }
@@ -418,6 +534,30 @@ mod tests {
         // would be a guess.
         let err = crate::checks::fixtures::run(&LbControllerErrors, &scenario("healthy-partial-dump")).unwrap_err();
         assert!(err.0.contains("not collected"), "{err}");
+    }
+
+    #[test]
+    fn an_error_that_keeps_the_rules_closed_is_critical_and_explains_the_blocked_check() {
+        let f = &fires(
+            &LbControllerErrors,
+            &scenario("controller-security-group-tag-ambiguous"),
+        )[0];
+        assert_eq!(f.severity, Severity::Critical);
+        assert!(f.message.contains("security-group rule"), "{}", f.message);
+        assert_eq!(f.explains, ["security-group-blocks-health-check"]);
+        let report = crate::diagnose(&scenario("controller-security-group-tag-ambiguous"));
+        let sg = report
+            .findings
+            .iter()
+            .find(|f| f.check == "security-group-blocks-health-check")
+            .unwrap();
+        assert_eq!(sg.explained_by, Some("lb-controller-errors"));
+    }
+
+    #[test]
+    fn eks_auto_mode_has_no_controller_to_read() {
+        let err = crate::checks::fixtures::run(&LbControllerErrors, &scenario("eks-auto-mode-alb")).unwrap_err();
+        assert!(err.0.contains("EKS Auto Mode"), "{err}");
     }
 
     #[test]

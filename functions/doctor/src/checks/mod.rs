@@ -521,6 +521,23 @@ impl<'a> CheckContext<'a> {
             .collect())
     }
 
+    /// The AWS Load Balancer Controller's flags, from its Deployment when it was collected.
+    pub fn controller_config(&self) -> Option<crate::controller::ControllerConfig> {
+        let deployments = self.snapshot.kube.deployments.items().ok()?;
+        deployments
+            .iter()
+            .find(|d| {
+                d.metadata.name.as_deref() == Some("aws-load-balancer-controller")
+                    || d.metadata
+                        .labels
+                        .as_ref()
+                        .and_then(|l| l.get("app.kubernetes.io/name"))
+                        .map(String::as_str)
+                        == Some("aws-load-balancer-controller")
+            })
+            .map(crate::controller::ControllerConfig::from_deployment)
+    }
+
     /// Every registered target ID (a finding about the whole target group concerns them all).
     pub fn all_target_ids(&self) -> Vec<String> {
         self.target_health()

@@ -12,8 +12,11 @@
 //! registered. Draining targets are being deregistered and are ignored. Also: a
 //! controller-managed target group with no TargetGroupBinding left, so nothing keeps its
 //! registrations in sync. Also: registered addresses the load balancer reports as
-//! `Target.IpUnusable` (reserved for a load balancer). Targets concerned: the stale and
-//! unusable ones.
+//! `Target.IpUnusable` (reserved for a load balancer). A target whose instance is tagged for
+//! another cluster is that cluster's: in a multi-cluster target group (the binding's
+//! `multiClusterTargetGroup`, v2.10+) it is never stale here; in one not marked so, the two
+//! clusters' controllers deregister each other's targets, which is reported. Targets
+//! concerned: the stale, unusable and conflicting ones.
 //!
 //! # Why it matters
 //! After a rollout or a node replacement, stale targets point at addresses nobody answers on
@@ -31,6 +34,7 @@
 //! # References
 //! - <https://kubernetes-sigs.github.io/aws-load-balancer-controller/latest/guide/targetgroupbinding/targetgroupbinding/>
 //! - <https://docs.aws.amazon.com/elasticloadbalancing/latest/application/target-group-register-targets.html>
+//! - <https://kubernetes-sigs.github.io/aws-load-balancer-controller/latest/guide/targetgroupbinding/spec/> (multiClusterTargetGroup, nodeSelector)
 
 use std::collections::BTreeSet;
 
@@ -51,6 +55,59 @@ static META: CheckMeta = CheckMeta {
     runbook_step: "(beyond)",
     fix: FixSafety::Manual,
 };
+
+/// The target group is shared across clusters: the binding's `multiClusterTargetGroup`, or
+/// the annotation that sets it.
+fn multi_cluster(cx: &CheckContext<'_>) -> bool {
+    let arn = cx.arn();
+    let binding = cx
+        .snapshot
+        .kube
+        .target_group_bindings
+        .items()
+        .unwrap_or_default()
+        .iter()
+        .any(|b| {
+            b.spec.target_group_arn.as_deref() == Some(arn.as_str()) && b.spec.multi_cluster_target_group == Some(true)
+        });
+    let annotated = cx.service().ok().is_some_and(|s| {
+        s.metadata.annotations.as_ref().is_some_and(|a| {
+            a.get("service.beta.kubernetes.io/aws-load-balancer-multi-cluster-target-group")
+                .map(String::as_str)
+                == Some("true")
+                || a.get("alb.ingress.kubernetes.io/multi-cluster-target-group")
+                    .map(String::as_str)
+                    == Some("true")
+        })
+    });
+    binding || annotated
+}
+
+/// The EKS cluster a registered target's instance belongs to, from its tags.
+fn target_cluster<'a>(cx: &CheckContext<'a>, id: &str) -> Option<&'a str> {
+    let instance_id = if id.starts_with("i-") {
+        id.to_string()
+    } else {
+        cx.snapshot
+            .aws
+            .network_interfaces
+            .items()
+            .ok()?
+            .iter()
+            .find(|e| e.has_ip(id))?
+            .attachment
+            .as_ref()?
+            .instance_id
+            .clone()?
+    };
+    let instance = cx.instance_by_id(&instance_id)?;
+    instance.tag("eks:cluster-name").or_else(|| {
+        instance
+            .tags
+            .iter()
+            .find_map(|t| t.key.strip_prefix("kubernetes.io/cluster/"))
+    })
+}
 
 impl Check for TargetRegistrationDrift {
     fn meta(&self) -> &'static CheckMeta {
@@ -100,7 +157,7 @@ impl Check for TargetRegistrationDrift {
                 .collect();
             (eligible, "registrable nodes")
         };
-        let stale: Vec<&str> = if ip_mode {
+        let unmatched: Vec<&str> = if ip_mode {
             registered_ids
                 .iter()
                 .copied()
@@ -114,6 +171,25 @@ impl Check for TargetRegistrationDrift {
                 .filter(|id| !known.contains(id))
                 .collect()
         };
+        // Targets of another cluster (by the instance's cluster tag): in a multi-cluster
+        // target group they are the other controller's, never stale here; in one that is not
+        // marked multi-cluster, the two controllers deregister each other's targets.
+        let ours = cx
+            .snapshot
+            .cluster_name
+            .clone()
+            .or_else(|| cx.resolution.cluster.clone());
+        let multi_cluster = multi_cluster(cx);
+        let mut foreign: Vec<(&str, String)> = Vec::new();
+        let mut stale: Vec<&str> = Vec::new();
+        for id in unmatched {
+            match target_cluster(cx, id) {
+                Some(other) if ours.as_deref().is_some_and(|o| o != other) => foreign.push((id, other.to_string())),
+                None if multi_cluster => foreign.push((id, "another cluster".into())),
+                _ => stale.push(id),
+            }
+        }
+        let foreign_conflict = !multi_cluster && !foreign.is_empty();
         let missing: Vec<&str> = expected
             .iter()
             .map(String::as_str)
@@ -135,7 +211,7 @@ impl Check for TargetRegistrationDrift {
             .filter(|h| h.target_health.reason.as_deref() == Some("Target.IpUnusable"))
             .map(|h| h.target.id.as_str())
             .collect();
-        if stale.is_empty() && missing.is_empty() && !binding_missing && unusable.is_empty() {
+        if stale.is_empty() && missing.is_empty() && !binding_missing && unusable.is_empty() && !foreign_conflict {
             return Ok(vec![]);
         }
         let stale_unhealthy = registered
@@ -162,6 +238,13 @@ impl Check for TargetRegistrationDrift {
                 "{} of the {kind} are not registered ({})",
                 missing.len(),
                 missing.join(", ")
+            ));
+        }
+        if foreign_conflict {
+            parts.push(format!(
+                "{} registered target(s) belong to another cluster ({}) but the target group is not marked multi-cluster: each cluster's controller deregisters the other's targets",
+                foreign.len(),
+                foreign.iter().map(|(id, c)| format!("{id}: {c}")).collect::<Vec<_>>().join(", ")
             ));
         }
         if !unusable.is_empty() {
@@ -216,8 +299,17 @@ impl Check for TargetRegistrationDrift {
             "missing": missing,
             "targetGroupBindingMissing": binding_missing,
             "unusable": unusable,
+            "multiClusterTargetGroup": multi_cluster,
+            "otherClusters": foreign.iter().map(|(id, c)| json!({ "target": id, "cluster": c })).collect::<Vec<_>>(),
         }))
-        .with_targets(stale.iter().chain(&unusable).map(|s| s.to_string()))
+        .with_targets(
+            stale.iter().chain(&unusable).map(|s| s.to_string()).chain(
+                foreign
+                    .iter()
+                    .filter(|_| foreign_conflict)
+                    .map(|(id, _)| id.to_string()),
+            ),
+        )
         .with_fix(fix, None)])
     }
 }
@@ -258,6 +350,18 @@ mod tests {
             &scenario("healthy-rollout-ip-readiness-gates"),
         );
         quiet(&TargetRegistrationDrift, &scenario("healthy-node-rotation"));
+    }
+
+    #[test]
+    fn another_clusters_targets_are_not_stale_in_a_multi_cluster_target_group() {
+        quiet(&TargetRegistrationDrift, &scenario("multi-cluster-target-group"));
+        quiet(&TargetRegistrationDrift, &scenario("tgb-node-selector"));
+        let f = &fires(
+            &TargetRegistrationDrift,
+            &scenario("shared-target-group-without-multi-cluster"),
+        )[0];
+        assert_eq!(f.targets, ["i-0b2c3d4e5f6a7b001"]);
+        assert_eq!(f.evidence["stale"], json!([]));
     }
 
     #[test]

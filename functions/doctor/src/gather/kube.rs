@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 
 use super::{bounded, ApiCalls, Limits};
 use crate::checks::{labels_match, node_instance_id};
-use crate::snapshot::{Collected, KubeState, Scope, Snapshot, TargetGroupBinding};
+use crate::snapshot::{Collected, IngressClassParams, KubeState, Scope, Snapshot, TargetGroupBinding};
 
 const CONTROLLER_LABEL: (&str, &str) = ("app.kubernetes.io/name", "aws-load-balancer-controller");
 const KUBE_PROXY_LABEL: (&str, &str) = ("k8s-app", "kube-proxy");
@@ -62,6 +62,59 @@ where
     }
 }
 
+/// A custom resource list: its objects that parse (the rest are noted), none when the CRD is
+/// not installed (404: the API server does not know the resource).
+struct CustomList<T> {
+    kind: &'static str,
+    objects: Collected<Vec<DynamicObject>>,
+    _type: std::marker::PhantomData<T>,
+}
+
+impl<T: DeserializeOwned> CustomList<T> {
+    fn into_collected(self, notes: &mut Vec<String>) -> Collected<Vec<T>> {
+        match self.objects {
+            Collected::Present(objects) => {
+                let mut out = Vec::new();
+                for o in objects {
+                    match serde_json::to_value(&o).and_then(serde_json::from_value::<T>) {
+                        Ok(t) => out.push(t),
+                        Err(e) => notes.push(format!(
+                            "{} {} skipped: {e}",
+                            self.kind,
+                            o.metadata.name.as_deref().unwrap_or("?")
+                        )),
+                    }
+                }
+                Collected::Present(out)
+            }
+            Collected::Absent => Collected::Present(Vec::new()),
+            Collected::NotCollected(why) => Collected::NotCollected(why),
+        }
+    }
+}
+
+async fn list_custom<T>(
+    client: &Client,
+    (group, version, kind, plural): (&str, &str, &'static str, &str),
+    calls: &ApiCalls,
+    limits: &Limits,
+) -> CustomList<T> {
+    let resource = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
+    let objects = list(
+        Api::<DynamicObject>::all_with(client.clone(), &resource),
+        ListParams::default(),
+        calls,
+        limits,
+        format!("list {plural}.{group}"),
+    )
+    .await;
+    CustomList {
+        kind,
+        objects,
+        _type: std::marker::PhantomData,
+    }
+}
+
 /// Several partial lists of one kind: all must succeed, or the kind is not collected
 /// (a half list would make checks see "no such pod" where there is one).
 fn merge<T>(parts: Vec<Collected<Vec<T>>>) -> Collected<Vec<T>> {
@@ -91,18 +144,32 @@ pub async fn gather(
     limits: &Limits,
 ) -> (KubeState, Vec<String>) {
     let mut notes = Vec::new();
-    let tgb_resource = ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("elbv2.k8s.aws", "v1beta1", "TargetGroupBinding"),
-        "targetgroupbindings",
-    );
-    // Phase 1: what resolution and the cluster-wide checks need.
-    let (tgbs, classes, nodes, deployments, daemon_sets, proxies) = tokio::join!(
-        list(
-            Api::<DynamicObject>::all_with(client.clone(), &tgb_resource),
-            ListParams::default(),
+    // Phase 1: what resolution and the cluster-wide checks need. TargetGroupBindings and
+    // IngressClassParams exist in two API groups: the controller's and EKS Auto Mode's.
+    let (tgbs, tgbs_auto, params, params_auto, classes, nodes, deployments, daemon_sets, proxies) = tokio::join!(
+        list_custom::<TargetGroupBinding>(
+            client,
+            ("elbv2.k8s.aws", "v1beta1", "TargetGroupBinding", "targetgroupbindings"),
             calls,
-            limits,
-            "list targetgroupbindings.elbv2.k8s.aws".into()
+            limits
+        ),
+        list_custom::<TargetGroupBinding>(
+            client,
+            ("eks.amazonaws.com", "v1", "TargetGroupBinding", "targetgroupbindings"),
+            calls,
+            limits
+        ),
+        list_custom::<IngressClassParams>(
+            client,
+            ("elbv2.k8s.aws", "v1beta1", "IngressClassParams", "ingressclassparams"),
+            calls,
+            limits
+        ),
+        list_custom::<IngressClassParams>(
+            client,
+            ("eks.amazonaws.com", "v1", "IngressClassParams", "ingressclassparams"),
+            calls,
+            limits
         ),
         list(
             Api::<IngressClass>::all(client.clone()),
@@ -140,29 +207,16 @@ pub async fn gather(
             "list pods in kube-system".into()
         ),
     );
-    let tgbs: Collected<Vec<TargetGroupBinding>> = match tgbs {
-        Collected::Present(objects) => {
-            let mut out = Vec::new();
-            for o in objects {
-                match serde_json::to_value(&o).and_then(serde_json::from_value::<TargetGroupBinding>) {
-                    Ok(t) => out.push(t),
-                    Err(e) => notes.push(format!(
-                        "TargetGroupBinding {} skipped: {e}",
-                        o.metadata.name.as_deref().unwrap_or("?")
-                    )),
-                }
-            }
-            Collected::Present(out)
-        }
-        Collected::NotCollected(why)
-            if why.contains("404") || why.contains("could not find the requested resource") =>
-        {
-            notes.push("the TargetGroupBinding CRD is not installed (no AWS Load Balancer Controller?)".into());
-            Collected::Present(Vec::new())
-        }
-        Collected::NotCollected(why) => Collected::NotCollected(why),
-        Collected::Absent => Collected::Present(Vec::new()),
-    };
+    let mut skipped = Vec::new();
+    let tgbs = merge(vec![
+        tgbs.into_collected(&mut skipped),
+        tgbs_auto.into_collected(&mut skipped),
+    ]);
+    let params = merge(vec![
+        params.into_collected(&mut skipped),
+        params_auto.into_collected(&mut skipped),
+    ]);
+    notes.extend(skipped);
 
     let mut partial = aws_side.clone();
     partial.kube.target_group_bindings = tgbs.clone();
@@ -170,6 +224,7 @@ pub async fn gather(
 
     let mut state = KubeState {
         target_group_bindings: tgbs,
+        ingress_class_params: params,
         ingress_classes: classes,
         nodes,
         deployments,
