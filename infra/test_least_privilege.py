@@ -44,7 +44,12 @@ ENI_WRITES = {
 REMEDIATE_FUNCTION = "RemediateFunction"
 REMEDIATE_WRITES = {"ec2:AuthorizeSecurityGroupIngress": "aws:ResourceTag/aws:eks:cluster-name"}
 # Reads that do support resource-level permissions and so must name their resources.
-SCOPED_READS = {"eks:DescribeCluster", "secretsmanager:GetSecretValue", "cloudwatch:DescribeAlarms"}
+SCOPED_READS = {
+    "eks:DescribeCluster",
+    "secretsmanager:GetSecretValue",
+    "cloudwatch:DescribeAlarms",
+    "ec2:GetManagedPrefixListEntries",
+}
 
 
 # ------------------------------------------------------------------ CloudFormation YAML
@@ -246,6 +251,8 @@ FUNCTION_CALLS = (
     "elasticloadbalancing:DescribeTargetHealth",
     "elasticloadbalancing:DescribeTags",
     "elasticloadbalancing:DescribeLoadBalancers",
+    "elasticloadbalancing:DescribeTargetGroupAttributes",
+    "elasticloadbalancing:DescribeLoadBalancerAttributes",
     "ec2:DescribeInstances",
     "ec2:DescribeNetworkInterfaces",
     "ec2:DescribeSecurityGroups",
@@ -253,6 +260,7 @@ FUNCTION_CALLS = (
     "ec2:DescribeVpcs",
     "ec2:DescribeNetworkAcls",
     "ec2:DescribeRouteTables",
+    "ec2:GetManagedPrefixListEntries",
     "eks:DescribeCluster",
     "cloudwatch:DescribeAlarms",
     "sns:Publish",

@@ -84,8 +84,12 @@ KUBE_PROXY_IMAGE = "602401143452.dkr.ecr.us-east-1.amazonaws.com/eks/kube-proxy:
 LBC_ROLE = "AmazonEKSLoadBalancerControllerRole"
 
 # The ALB's own private addresses in the public subnets (seen as client IPs
-# when the source address is preserved).
+# when the source address is preserved), one interface per zone.
 ALB_NODE_IPS = ["192.168.14.201", "192.168.47.18"]
+ALB_ENIS = ["eni-0a1b2c3d4e5f80001", "eni-0a1b2c3d4e5f80002"]
+# The NLB's (one static private address per zone).
+NLB_NODE_IPS = ["192.168.22.117", "192.168.53.8"]
+NLB_ENIS = ["eni-0a1b2c3d4e5f80011", "eni-0a1b2c3d4e5f80012"]
 
 AZ_IDS = {"us-east-1a": "use1-az1", "us-east-1b": "use1-az2", "us-east-1c": "use1-az4"}
 
@@ -287,7 +291,7 @@ def cluster_security_group(extra_rules) -> dict:
 
 
 def nacl_entry(number, action, *, egress, cidr="0.0.0.0/0", protocol="-1", ports=None) -> dict:
-    entry = {"CidrBlock": cidr, "Egress": egress}
+    entry = {"Ipv6CidrBlock" if ":" in cidr else "CidrBlock": cidr, "Egress": egress}
     if ports is not None:
         entry["PortRange"] = {"From": ports[0], "To": ports[1]}
     entry["Protocol"] = protocol
@@ -593,6 +597,113 @@ def network_load_balancer() -> dict:
         ],
         "IpAddressType": "ipv4",
     }
+
+
+def lb_network_interface(eni_id, ip, sn: Subnet, *, lb_arn, groups, nlb) -> dict:
+    """A load balancer node's interface, as `describe-network-interfaces --filters
+    Name=description,Values="ELB app/..."` prints it: requester-managed by ELB."""
+    description = "ELB " + lb_arn.split(":loadbalancer/", 1)[1]
+    name = "ip-" + ip.replace(".", "-") + ".ec2.internal"
+    public = "3.92." + str(int(digest("pub", eni_id, n=2), 16) % 250) + "." + str(int(digest("pub2", eni_id, n=2), 16) % 250)
+    association = {"IpOwnerId": "amazon", "PublicDnsName": f"ec2-{public.replace('.', '-')}.compute-1.amazonaws.com",
+                   "PublicIp": public}
+    return {
+        "Association": association,
+        "Attachment": {
+            "AttachTime": "2026-10-01T09:12:36+00:00",
+            "AttachmentId": ("ela-attach-" if nlb else "eni-attach-") + digest(eni_id, n=17),
+            "DeleteOnTermination": False,
+            "DeviceIndex": 1,
+            "NetworkCardIndex": 0,
+            "InstanceOwnerId": "amazon-aws" if nlb else "amazon-elb",
+            "Status": "attached",
+        },
+        "AvailabilityZone": sn.az,
+        "Description": description,
+        "Groups": [{"GroupId": g, "GroupName": SG_NAMES[g]} for g in groups],
+        "InterfaceType": "network_load_balancer" if nlb else "interface",
+        "Ipv6Addresses": [],
+        "MacAddress": "0a:" + ":".join(digest("mac", eni_id, n=10)[i:i + 2] for i in range(0, 10, 2)),
+        "NetworkInterfaceId": eni_id,
+        "OwnerId": ACCOUNT,
+        "PrivateDnsName": name,
+        "PrivateIpAddress": ip,
+        "PrivateIpAddresses": [{"Association": association, "Primary": True, "PrivateDnsName": name,
+                                "PrivateIpAddress": ip}],
+        "RequesterId": "amazon-elb",
+        "RequesterManaged": True,
+        "SourceDestCheck": True,
+        "Status": "in-use",
+        "SubnetId": sn.id,
+        "TagSet": [],
+        "VpcId": VPC_ID,
+    }
+
+
+def alb_interfaces() -> list:
+    return [lb_network_interface(e, ip, sn, lb_arn=ALB_ARN, groups=[SG_ALB, SG_BACKEND], nlb=False)
+            for e, ip, sn in zip(ALB_ENIS, ALB_NODE_IPS, PUBLIC_SUBNETS)]
+
+
+def nlb_interfaces(groups=()) -> list:
+    return [lb_network_interface(e, ip, sn, lb_arn=NLB_ARN, groups=list(groups), nlb=True)
+            for e, ip, sn in zip(NLB_ENIS, NLB_NODE_IPS, PUBLIC_SUBNETS)]
+
+
+def attributes(d: dict) -> list:
+    return [{"Key": k, "Value": v} for k, v in d.items()]
+
+
+def alb_attributes() -> list:
+    return attributes({
+        "access_logs.s3.enabled": "false", "access_logs.s3.bucket": "", "access_logs.s3.prefix": "",
+        "idle_timeout.timeout_seconds": "60", "deletion_protection.enabled": "false",
+        "routing.http2.enabled": "true", "routing.http.drop_invalid_header_fields.enabled": "false",
+        "routing.http.xff_client_port.enabled": "false", "routing.http.preserve_host_header.enabled": "false",
+        "routing.http.xff_header_processing.mode": "append", "load_balancing.cross_zone.enabled": "true",
+        "routing.http.desync_mitigation_mode": "defensive", "client_keep_alive.seconds": "3600",
+        "waf.fail_open.enabled": "false", "routing.http.x_amzn_tls_version_and_cipher_suite.enabled": "false",
+        "connection_logs.s3.enabled": "false", "zonal_shift.config.enabled": "false",
+    })
+
+
+def nlb_attributes() -> list:
+    return attributes({
+        "access_logs.s3.enabled": "false", "access_logs.s3.bucket": "", "access_logs.s3.prefix": "",
+        "deletion_protection.enabled": "false", "load_balancing.cross_zone.enabled": "false",
+        "ipv6.deny_all_igw_traffic": "false", "dns_record.client_routing_policy": "any_availability_zone",
+        "zonal_shift.config.enabled": "false",
+    })
+
+
+TG_HEALTH_ATTRIBUTES = {
+    "target_group_health.unhealthy_state_routing.minimum_healthy_targets.count": "1",
+    "target_group_health.unhealthy_state_routing.minimum_healthy_targets.percentage": "off",
+    "target_group_health.dns_failover.minimum_healthy_targets.count": "1",
+    "target_group_health.dns_failover.minimum_healthy_targets.percentage": "off",
+}
+
+
+def alb_tg_attributes() -> list:
+    return attributes({
+        "stickiness.enabled": "false", "deregistration_delay.timeout_seconds": "300",
+        "stickiness.app_cookie.cookie_name": "", "stickiness.type": "lb_cookie",
+        "stickiness.lb_cookie.duration_seconds": "86400", "slow_start.duration_seconds": "0",
+        "stickiness.app_cookie.duration_seconds": "86400", "load_balancing.algorithm.type": "round_robin",
+        "load_balancing.algorithm.anomaly_mitigation": "off",
+        "load_balancing.cross_zone.enabled": "use_load_balancer_configuration", **TG_HEALTH_ATTRIBUTES,
+    })
+
+
+def nlb_tg_attributes(*, preserve_client_ip: bool) -> list:
+    return attributes({
+        "proxy_protocol_v2.enabled": "false", "preserve_client_ip.enabled": str(preserve_client_ip).lower(),
+        "stickiness.enabled": "false", "deregistration_delay.timeout_seconds": "300",
+        "stickiness.type": "source_ip", "deregistration_delay.connection_termination.enabled": "false",
+        "load_balancing.cross_zone.enabled": "use_load_balancer_configuration", **TG_HEALTH_ATTRIBUTES,
+        "target_health_state.unhealthy.connection_termination.enabled": "true",
+        "target_health_state.unhealthy.draining_interval_seconds": "0",
+    })
 
 
 def alb_target_group(*, port=30080, target_type="instance", hc_port="traffic-port", hc_path="/") -> dict:
@@ -1963,6 +2074,10 @@ def base_state() -> dict:
         "vpcs": [vpc()],
         "reservations": [reservation(n) for n in nodes],
         "network_interfaces": [network_interface(n) for n in nodes],
+        "lb_interfaces": alb_interfaces(),
+        "tg_attributes": alb_tg_attributes(),
+        "lb_attributes": alb_attributes(),
+        "prefix_lists": {},
         "cluster": eks_cluster(),
         # k8s/
         "nodes": [k8s_node(n) for n in nodes],
@@ -2069,6 +2184,10 @@ def use_nlb(s, *, target_type, pods, service, tg, tgb_rules, target_port, open_p
         "service.k8s.aws/resource": "default/echo-nlb:80",
     })]
     s["load_balancers"] = [network_load_balancer()]
+    s["lb_interfaces"] = nlb_interfaces()
+    s["lb_attributes"] = nlb_attributes()
+    # AWS's default: client IPs preserved for instance targets, not for IP targets (TCP)
+    s["tg_attributes"] = nlb_tg_attributes(preserve_client_ip=target_type == "instance")
     s["security_groups"] = [cluster_security_group(
         [sg_rule("tcp", p, cidrs=[VPC_CIDR], description=TGB_RULE_DESC) for p in open_ports]
     )]
@@ -3073,6 +3192,446 @@ def named_target_port_tg_port_1(s):
     set_app_logs(s, hc_sources=ALB_NODE_IPS)
 
 
+# ---- the network path as AWS evaluates it (issue 11)
+
+LB_SUBNET_PREFIX_LIST = "pl-0a1b2c3d4e5f000b1"
+SG_POD = "sg-0pod0000000000e1"
+SG_NAMES[SG_POD] = "demo-cluster-alb-instance-pods"
+GWLB_ENDPOINTS = {"us-east-1a": "vpce-0a1b2c3d4e5f000c1", "us-east-1b": "vpce-0a1b2c3d4e5f000c2",
+                  "us-east-1c": "vpce-0a1b2c3d4e5f000c3"}
+
+
+def unmanaged_backend_rules(s):
+    """The Ingress opts out of the controller's backend rules (`manage-backend-security-group-rules:
+    "false"`): the node group's own rules admit the load balancer, as a Terraform module wrote them."""
+    ing = get(s, "app", "Ingress", "alb-instance")
+    ing["metadata"]["annotations"]["alb.ingress.kubernetes.io/manage-backend-security-group-rules"] = "false"
+    tgb = get(s, "app", "TargetGroupBinding", ALB_TG_NAME)
+    del tgb["spec"]["networking"]
+    drop_rules(s, SG_CLUSTER, 30080)
+
+
+@scenario("healthy-sg-rules-split-across-subnets")
+def healthy_sg_rules_split_across_subnets(s):
+    expect(s, None,
+           "The node security group admits the ALB through two hand-written rules: tcp 30080 from the first "
+           "public subnet and tcp 30000-32767 from the second. Security groups aggregate every rule, so both "
+           "load balancer nodes are admitted.")
+    unmanaged_backend_rules(s)
+    sg(s, SG_CLUSTER)["IpPermissions"] += [
+        sg_rule("tcp", 30080, cidrs=[SUBNET["public-1a"].cidr], description="ALB health checks (us-east-1a)"),
+        sg_rule("tcp", (30000, 32767), cidrs=[SUBNET["public-1b"].cidr], description="NodePorts from public-1b"),
+        sg_rule("tcp", 22, cidrs=["10.20.0.0/16"], description="bastion"),
+        sg_rule("tcp", 443, cidrs=["192.168.0.0/16"]),
+    ]
+    set_app_logs(s, hc_sources=[NODE1.ip, NODE2.ip])
+
+
+@scenario("healthy-sg-prefix-list")
+def healthy_sg_prefix_list(s):
+    expect(s, None,
+           "The node security group admits the ALB through a customer-managed prefix list holding the two public "
+           "subnets (its entries are collected), next to rules for other ports.")
+    unmanaged_backend_rules(s)
+    rule = sg_rule("tcp", 30080, description="load balancer subnets")
+    rule["PrefixListIds"] = [{"Description": "load balancer subnets", "PrefixListId": LB_SUBNET_PREFIX_LIST}]
+    sg(s, SG_CLUSTER)["IpPermissions"] += [rule, sg_rule("tcp", 22, cidrs=["10.20.0.0/16"], description="bastion")]
+    s["prefix_lists"][LB_SUBNET_PREFIX_LIST] = [
+        {"Cidr": sn.cidr, "Description": f"{sn.key} (ALB)"} for sn in PUBLIC_SUBNETS
+    ]
+
+
+def private_acl(inbound, outbound=None):
+    return network_acl(
+        PRIVATE_ACL, PRIVATE_SUBNETS, inbound=inbound,
+        outbound=outbound if outbound is not None else [nacl_entry(100, "allow", egress=True)],
+        is_default=False, tags={"Name": f"{CLUSTER}-private"},
+    )
+
+
+@scenario("healthy-acl-host-deny")
+def healthy_acl_host_deny(s):
+    expect(s, None,
+           "The private subnets' ACL denies one foreign host inside the public subnet (rule 50, a scanner at "
+           "192.168.20.99/32) before rule 100 allows everything: the ALB's nodes at 192.168.14.201 and "
+           "192.168.47.18 are allowed.")
+    s["network_acls"] = [
+        allow_all_nacl(DEFAULT_ACL, PUBLIC_SUBNETS, is_default=True),
+        private_acl([
+            nacl_entry(50, "deny", egress=False, cidr="192.168.20.99/32"),
+            nacl_entry(100, "allow", egress=False),
+        ]),
+    ]
+
+
+@scenario("network-acl-allows-part-of-lb-subnet")
+def network_acl_allows_part_of_lb_subnet(s):
+    expect(s, "network-acl-blocks-traffic",
+           "The private subnets' ACL allows the NodePorts only from 192.168.0.0/24 and 192.168.32.0/24, but the "
+           "ALB's nodes sit at 192.168.14.201 and 192.168.47.18: the final * rule drops their health checks.")
+    s["network_acls"] = [
+        allow_all_nacl(DEFAULT_ACL, PUBLIC_SUBNETS, is_default=True),
+        private_acl([
+            nacl_entry(100, "allow", egress=False, cidr="192.168.0.0/24", protocol="6", ports=(30000, 32767)),
+            nacl_entry(101, "allow", egress=False, cidr="192.168.32.0/24", protocol="6", ports=(30000, 32767)),
+            nacl_entry(110, "allow", egress=False, cidr="192.168.64.0/18"),
+            nacl_entry(120, "allow", egress=False, cidr="192.168.128.0/19"),
+            # replies to the nodes' own outbound connections (Linux ephemeral ports)
+            nacl_entry(130, "allow", egress=False, cidr="0.0.0.0/0", protocol="6", ports=(32768, 65535)),
+        ]),
+    ]
+    fail_all_targets(s, "Target.Timeout")
+    set_app_logs(s)
+
+
+def nlb_with_source_ranges(s, *, open_hc_port):
+    """NLB instance targets (client IPs preserved), externalTrafficPolicy Local, clients limited by
+    loadBalancerSourceRanges: the controller opens the traffic port to those ranges and the
+    healthCheckNodePort to the load balancer's subnets."""
+    clients = ["203.0.113.0/24", "198.51.100.0/24"]
+    pods = [echo_pod("echo-nlb-6c8d9f7b5-h4j6k", NODE1, "192.168.77.21"),
+            echo_pod("echo-nlb-6c8d9f7b5-w2x8z", NODE2, "192.168.104.18")]
+    service = echo_service(etp="Local", hc_node_port=32123, annotations={
+        "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "instance",
+    })
+    service["spec"]["loadBalancerSourceRanges"] = clients
+    use_nlb(
+        s, target_type="instance", pods=pods, service=service,
+        tg=nlb_target_group(port=31080, target_type="instance", hc_port="32123", hc_path="/healthz"),
+        tgb_rules=[tgb_rule(31080, cidr=c) for c in clients]
+        + [tgb_rule(32123, cidr=sn.cidr) for sn in PUBLIC_SUBNETS],
+        target_port=31080, open_ports=[],
+    )
+    rules = [sg_rule("tcp", 31080, cidrs=clients, description=TGB_RULE_DESC)]
+    if open_hc_port:
+        rules.append(sg_rule("tcp", 32123, cidrs=[sn.cidr for sn in PUBLIC_SUBNETS], description=TGB_RULE_DESC))
+    s["security_groups"] = [cluster_security_group(rules)]
+    s["target_health"] = [target_health(n.instance_id, 31080, hc_port="32123") for n in (NODE1, NODE2)]
+    set_app_logs(s)
+
+
+@scenario("healthy-nlb-client-ip-preservation")
+def healthy_nlb_client_ip_preservation(s):
+    expect(s, None,
+           "NLB instance targets preserve client IPs: the traffic port 31080 is open to the Service's "
+           "loadBalancerSourceRanges only, not to the load balancer, which is right; its health checks go to "
+           "healthCheckNodePort 32123, open to the NLB's subnets.")
+    nlb_with_source_ranges(s, open_hc_port=True)
+
+
+@scenario("nlb-health-check-port-closed")
+def nlb_health_check_port_closed(s):
+    expect(s, "security-group-blocks-health-check",
+           "Same NLB, but the rule opening healthCheckNodePort 32123 to the NLB's subnets is gone: its health "
+           "checks time out. The NLB has no security groups, so the fix admits its two addresses.")
+    nlb_with_source_ranges(s, open_hc_port=False)
+    fail_all_targets(s, "Target.Timeout")
+
+
+@scenario("route-to-blackholed-firewall")
+def route_to_blackholed_firewall(s):
+    expect(s, "route-table-missing-local-route",
+           "The public route table sends the pods' subnet in us-east-1a (192.168.64.0/19) to a firewall ENI that "
+           "was deleted (blackhole): the ALB's packets to the pod there are dropped; the pod in us-east-1b is "
+           "reached through the local route and is healthy.")
+    use_ip_mode(s)
+    rt = only(s["route_tables"], lambda r: r["RouteTableId"] == RTB_PUBLIC, "public route table")
+    rt["Routes"].insert(1, route(SUBNET["private-1a"].cidr, NetworkInterfaceId=FIREWALL_ENI, state="blackhole"))
+    fail_target(s, "192.168.72.31", "Target.Timeout")
+    set_app_logs(s, hc_sources=ALB_NODE_IPS)
+
+
+@scenario("healthy-inspection-local-route")
+def healthy_inspection_local_route(s):
+    expect(s, None,
+           "Every subnet's local route was replaced on purpose by a Gateway Load Balancer endpoint of the "
+           "inspection VPC (middlebox routing): traffic between the ALB and the targets goes through "
+           "the firewall, and the routes are active.")
+    for rt in s["route_tables"]:
+        if rt["RouteTableId"] == RTB_MAIN:
+            continue
+        az = "us-east-1a"
+        for a in rt["Associations"]:
+            sn = next((x for x in SUBNETS if x.id == a.get("SubnetId")), None)
+            if sn:
+                az = sn.az
+                break
+        rt["Routes"][0] = route(VPC_CIDR, GatewayId=GWLB_ENDPOINTS[az], origin="CreateRoute")
+
+
+def use_security_groups_for_pods(s, pod_rules):
+    """IP targets on pods with their own security group (SecurityGroupPolicy): each pod address is a
+    branch interface's primary address, associated with the node's trunk interface."""
+    use_ip_mode(s)
+    s["security_groups"].append(security_group(
+        SG_POD, "Pods of alb-instance (SecurityGroupPolicy default/alb-instance)", pod_rules,
+        {"Name": SG_NAMES[SG_POD]},
+    ))
+    trunks = {}
+    for node in (NODE1, NODE2):
+        trunk = "eni-0a1b2c3d4e5fa" + node.eni[-4:]
+        trunks[node.name] = trunk
+        eni = network_interface(node)
+        eni.update({
+            "Description": "aws-k8s-trunk-eni", "InterfaceType": "trunk", "NetworkInterfaceId": trunk,
+            "PrivateIpAddress": str(ipaddress.ip_address(node.ip) + 3),
+        })
+        eni["Attachment"] = dict(eni["Attachment"], DeviceIndex=2,
+                                 AttachmentId="eni-attach-" + digest(trunk, n=17))
+        name = "ip-" + eni["PrivateIpAddress"].replace(".", "-") + ".ec2.internal"
+        eni["PrivateDnsName"] = name
+        eni["PrivateIpAddresses"] = [{"Primary": True, "PrivateDnsName": name, "PrivateIpAddress": eni["PrivateIpAddress"]}]
+        eni["MacAddress"] = "0a:" + ":".join(digest("mac", trunk, n=10)[i:i + 2] for i in range(0, 10, 2))
+        eni["TagSet"] = aws_tags({"eks:eni:owner": "eks-vpc-resource-controller",
+                                  f"kubernetes.io/cluster/{CLUSTER}": "owned"})
+        s["network_interfaces"].append(eni)
+    for i, pod in enumerate(app_pods(s)):
+        node = node_of(pod)
+        ip = pod["status"]["podIP"]
+        branch = f"eni-0a1b2c3d4e5f9{i:04d}"
+        name = "ip-" + ip.replace(".", "-") + ".ec2.internal"
+        s["network_interfaces"].append({
+            "AvailabilityZone": node.az, "Description": "aws-k8s-branch-eni",
+            "Groups": [{"GroupId": SG_POD, "GroupName": SG_NAMES[SG_POD]}], "InterfaceType": "branch",
+            "Ipv6Addresses": [], "MacAddress": "0a:" + ":".join(digest("mac", branch, n=10)[j:j + 2] for j in range(0, 10, 2)),
+            "NetworkInterfaceId": branch, "OwnerId": ACCOUNT, "PrivateDnsName": name, "PrivateIpAddress": ip,
+            "PrivateIpAddresses": [{"Primary": True, "PrivateDnsName": name, "PrivateIpAddress": ip}],
+            "RequesterId": "895095153028", "RequesterManaged": False, "SourceDestCheck": True, "Status": "in-use",
+            "SubnetId": node.subnet_id,
+            "TagSet": aws_tags({"vpcresources.k8s.aws/vlan-id": str(i + 1),
+                                "vpcresources.k8s.aws/trunk-eni-id": trunks[node.name],
+                                "eks:eni:owner": "eks-vpc-resource-controller",
+                                f"kubernetes.io/cluster/{CLUSTER}": "owned"}),
+            "VpcId": VPC_ID,
+        })
+        pod["metadata"].setdefault("annotations", {})["vpc.amazonaws.com/pod-eni"] = json.dumps(
+            [{"eniId": branch, "ifAddress": "0a:" + ":".join(digest("mac", branch, n=10)[j:j + 2] for j in range(0, 10, 2)),
+              "privateIp": ip, "vlanId": i + 1, "subnetCidr": SUBNET[node.subnet].cidr}], separators=(",", ":"))
+        for c in pod["spec"]["containers"][:1]:
+            c.setdefault("resources", {}).setdefault("limits", {})["vpc.amazonaws.com/pod-eni"] = "1"
+            c["resources"].setdefault("requests", {})["vpc.amazonaws.com/pod-eni"] = "1"
+
+
+@scenario("security-groups-for-pods-blocked")
+def security_groups_for_pods_blocked(s):
+    expect(s, "security-group-blocks-health-check",
+           "Security groups for pods: the pods' own group (on their branch interfaces) admits only the app's "
+           "clients inside the VPC on 8443, not the ALB on 80; the node group's rule for the ALB does not apply "
+           "to branch interfaces.")
+    use_security_groups_for_pods(s, [
+        sg_rule("tcp", 8443, cidrs=["192.168.0.0/16"], description="mesh"),
+        sg_rule("-1", groups=[SG_POD], description="pod to pod"),
+    ])
+    fail_all_targets(s, "Target.Timeout")
+    set_app_logs(s)
+
+
+@scenario("healthy-security-groups-for-pods")
+def healthy_security_groups_for_pods(s):
+    expect(s, None,
+           "Security groups for pods: the pods' own group admits the ALB's backend group on 80 (the controller "
+           "adds its rule to the pod's group). The node's group would not matter for these targets.")
+    use_security_groups_for_pods(s, [
+        sg_rule("tcp", 80, groups=[SG_BACKEND], description=TGB_RULE_DESC),
+        sg_rule("-1", groups=[SG_POD], description="pod to pod"),
+    ])
+    drop_rules(s, SG_CLUSTER, 80)
+    set_app_logs(s, hc_sources=ALB_NODE_IPS)
+
+
+VPC_IPV6 = "2600:1f18:4a2:8c00::/56"
+SUBNET_IPV6 = {sn.key: f"2600:1f18:4a2:8c0{i}::/64" for i, sn in enumerate(SUBNETS)}
+ALB_NODE_IPV6 = ["2600:1f18:4a2:8c00:9d1e:4b07:21c3:6a10", "2600:1f18:4a2:8c01:51a2:e8f0:7c44:1d2b"]
+EIGW_ID = "eigw-0a1b2c3d4e5f00081"
+
+
+def ipv6_of(sn_key: str, *parts: str) -> str:
+    """A stable address in the subnet's /64."""
+    net = ipaddress.ip_network(SUBNET_IPV6[sn_key])
+    return str(net.network_address + int(digest(*parts, n=15), 16))
+
+
+def use_ipv6_cluster(s):
+    """An IPv6 EKS cluster: the VPC and subnets carry IPv6 blocks, the ALB is dualstack and sends
+    to IPv6 IP targets (an ipv6 target group), and the VPC CNI hands pods addresses from /80
+    prefixes delegated to the node interfaces."""
+    use_ip_mode(s)
+    s["vpcs"][0]["Ipv6CidrBlockAssociationSet"] = [{
+        "AssociationId": "vpc-cidr-assoc-0a1b2c3d4e5f00092", "Ipv6CidrBlock": VPC_IPV6,
+        "Ipv6CidrBlockState": {"State": "associated"}, "NetworkBorderGroup": REGION, "Ipv6Pool": "Amazon",
+    }]
+    for sn in s["subnets"]:
+        key = next(x.key for x in SUBNETS if x.id == sn["SubnetId"])
+        sn["AssignIpv6AddressOnCreation"] = True
+        sn["Ipv6CidrBlockAssociationSet"] = [{
+            "AssociationId": "subnet-cidr-assoc-" + digest("v6", sn["SubnetId"], n=17),
+            "Ipv6CidrBlock": SUBNET_IPV6[key], "Ipv6CidrBlockState": {"State": "associated"},
+        }]
+    for rt in s["route_tables"]:
+        rt["Routes"].insert(1, {"DestinationIpv6CidrBlock": VPC_IPV6, "GatewayId": "local",
+                                "Origin": "CreateRouteTable", "State": "active"})
+        if rt["RouteTableId"] == RTB_PUBLIC:
+            rt["Routes"].append({"DestinationIpv6CidrBlock": "::/0", "GatewayId": IGW_ID,
+                                 "Origin": "CreateRoute", "State": "active"})
+        elif rt["RouteTableId"] == RTB_PRIVATE:
+            rt["Routes"].append({"DestinationIpv6CidrBlock": "::/0", "EgressOnlyInternetGatewayId": EIGW_ID,
+                                 "Origin": "CreateRoute", "State": "active"})
+    # The default ACL of a VPC with IPv6 allows it too (rules 101) and ends with a `*` per family.
+    s["network_acls"] = [network_acl(
+        DEFAULT_ACL, SUBNETS,
+        inbound=[nacl_entry(100, "allow", egress=False), nacl_entry(101, "allow", egress=False, cidr="::/0"),
+                 nacl_entry(32768, "deny", egress=False, cidr="::/0")],
+        outbound=[nacl_entry(100, "allow", egress=True), nacl_entry(101, "allow", egress=True, cidr="::/0"),
+                  nacl_entry(32768, "deny", egress=True, cidr="::/0")],
+        is_default=True)]
+    # Every group lets IPv6 out as well (eksctl and the controller create them so in a dualstack VPC).
+    for g in s["security_groups"]:
+        g["IpPermissionsEgress"][0]["Ipv6Ranges"] = [{"CidrIpv6": "::/0"}]
+    lb = s["load_balancers"][0]
+    lb["IpAddressType"] = "dualstack"
+    for eni, ip6 in zip(s["lb_interfaces"], ALB_NODE_IPV6):
+        eni["Ipv6Addresses"] = [{"Ipv6Address": ip6, "IsPrimaryIpv6": False}]
+    s["target_groups"][0]["IpAddressType"] = "ipv6"
+    get(s, "app", "TargetGroupBinding", ALB_TG_NAME)["spec"]["ipAddressType"] = "ipv6"
+    svc = get(s, "app", "Service", "alb-instance")["spec"]
+    svc.update(clusterIP="fd5a:9c2b:1d3e::6f2a", clusterIPs=["fd5a:9c2b:1d3e::6f2a"], ipFamilies=["IPv6"])
+    for eps in objs(s, "app", "EndpointSlice"):
+        eps["addressType"] = "IPv6"
+    for node in (NODE1, NODE2):
+        v6 = ipv6_of(node.subnet, "node", node.instance_id)
+        for eni in s["network_interfaces"]:
+            if eni["NetworkInterfaceId"] == node.eni:
+                eni["Ipv6Addresses"] = [{"Ipv6Address": v6, "IsPrimaryIpv6": False}]
+        for r in s["reservations"]:
+            inst = r["Instances"][0]
+            if inst["InstanceId"] == node.instance_id:
+                inst["NetworkInterfaces"][0]["Ipv6Addresses"] = [{"Ipv6Address": v6, "IsPrimaryIpv6": False}]
+    # Pod addresses: one /80 per node, from the node's subnet.
+    for bucket in ("app", "kube_system"):
+        for i, pod in enumerate(objs(s, bucket, "Pod")):
+            if pod["spec"].get("hostNetwork") or pod_is_terminal(pod):
+                continue
+            node = node_of(pod)
+            prefix = ipaddress.ip_network(ipv6_of(node.subnet, "prefix", node.instance_id) + "/80", strict=False)
+            ip6 = str(prefix.network_address + 3 + int(digest("pod", pod["metadata"]["name"], n=3), 16))
+            pod["status"]["podIP"] = ip6
+            pod["status"]["podIPs"] = [{"ip": ip6}]
+    s["target_health"] = [target_health(p["status"]["podIP"], 80, az=node_of(p).az) for p in app_pods(s)]
+    set_app_logs(s, hc_sources=ALB_NODE_IPV6)
+
+
+@scenario("healthy-ipv6-cluster")
+def healthy_ipv6_cluster(s):
+    expect(s, None,
+           "An IPv6 cluster: the dualstack ALB health-checks IPv6 pod addresses (from /80 prefixes on the node "
+           "interfaces) from its interfaces' IPv6 addresses; the node group admits the ALB's backend group, the "
+           "default ACL allows IPv6 (rule 101), and each route table has the IPv6 local route.")
+    use_ipv6_cluster(s)
+
+
+@scenario("ipv6-acl-blocks-traffic")
+def ipv6_acl_blocks_traffic(s):
+    expect(s, "network-acl-blocks-traffic",
+           "An IPv6 cluster whose private subnets got a custom network ACL written for IPv4 only (rule 100 allows "
+           "0.0.0.0/0): IPv6 packets match no entry and fall to the final * rule, so every IPv6 health check is "
+           "dropped.")
+    use_ipv6_cluster(s)
+    s["network_acls"] = [
+        s["network_acls"][0],
+        private_acl([nacl_entry(100, "allow", egress=False)]),
+    ]
+    s["network_acls"][0]["Associations"] = [a for a in s["network_acls"][0]["Associations"]
+                                            if a["SubnetId"] in {sn.id for sn in PUBLIC_SUBNETS}]
+    fail_all_targets(s, "Target.Timeout")
+    set_app_logs(s)
+
+
+# VPC CNI custom networking: pods get addresses from a secondary VPC CIDR (100.64.0.0/16), on a
+# second interface of each node placed in the ENIConfig's subnet of its zone.
+POD_CIDR = "100.64.0.0/16"
+POD_SUBNETS = [
+    Subnet("pods-1a", "subnet-0a1b2c3d4e5f00031", "100.64.0.0/19", "us-east-1a", False, 8120),
+    Subnet("pods-1b", "subnet-0a1b2c3d4e5f00032", "100.64.32.0/19", "us-east-1b", False, 8131),
+]
+PODS_ACL = "acl-0pods0000000000q1"
+
+
+def use_custom_networking(s, pods_acl_inbound):
+    use_ip_mode(s)
+    v = s["vpcs"][0]
+    v["CidrBlockAssociationSet"].append({"AssociationId": "vpc-cidr-assoc-0a1b2c3d4e5f00093", "CidrBlock": POD_CIDR,
+                                         "CidrBlockState": {"State": "associated"}})
+    for sn in POD_SUBNETS:
+        doc = subnet(dataclasses.replace(sn, key=sn.key))
+        doc["Tags"] = aws_tags({"Name": f"{CLUSTER}-{sn.key}", f"kubernetes.io/cluster/{CLUSTER}": "shared"})
+        s["subnets"].append(doc)
+    for rt in s["route_tables"]:
+        rt["Routes"].insert(1, route(POD_CIDR, GatewayId="local", origin="CreateRouteTable"))
+        if rt["RouteTableId"] == RTB_PRIVATE:
+            rt["Associations"] += [{
+                "Main": False, "RouteTableAssociationId": "rtbassoc-" + digest(RTB_PRIVATE, sn.id, n=17),
+                "RouteTableId": RTB_PRIVATE, "SubnetId": sn.id, "AssociationState": {"State": "associated"},
+            } for sn in POD_SUBNETS]
+    s["network_acls"] = [
+        allow_all_nacl(DEFAULT_ACL, SUBNETS, is_default=True),
+        network_acl(PODS_ACL, POD_SUBNETS, inbound=pods_acl_inbound,
+                    outbound=[nacl_entry(100, "allow", egress=True)], is_default=False,
+                    tags={"Name": f"{CLUSTER}-pods"}),
+    ]
+    # Each node's second interface, in its zone's pod subnet (the ENIConfig's groups: the cluster SG).
+    s["pod_enis"] = {}
+    for node, sn in ((NODE1, POD_SUBNETS[0]), (NODE2, POD_SUBNETS[1])):
+        eni = network_interface(node)
+        eni_id = "eni-0a1b2c3d4e5fb" + node.eni[-4:]
+        primary = str(ipaddress.ip_network(sn.cidr).network_address + 10 + int(digest("pods", node.eni, n=3), 16) % 4000)
+        name = "ip-" + primary.replace(".", "-") + ".ec2.internal"
+        eni.update({"NetworkInterfaceId": eni_id, "SubnetId": sn.id, "PrivateIpAddress": primary, "PrivateDnsName": name,
+                    "PrivateIpAddresses": [{"Primary": True, "PrivateDnsName": name, "PrivateIpAddress": primary}],
+                    "Description": "aws-K8S-" + node.instance_id,
+                    "MacAddress": "0a:" + ":".join(digest("mac", eni_id, n=10)[i:i + 2] for i in range(0, 10, 2)),
+                    "TagSet": aws_tags({"node.k8s.amazonaws.com/instance_id": node.instance_id,
+                                        "cluster.k8s.amazonaws.com/name": CLUSTER})})
+        eni["Attachment"] = dict(eni["Attachment"], DeviceIndex=1, AttachmentId="eni-attach-" + digest(eni_id, n=17),
+                                 DeleteOnTermination=True)
+        s["network_interfaces"].append(eni)
+        s["pod_enis"][node.name] = eni_id
+    for pod, ip in zip(app_pods(s), ["100.64.12.37", "100.64.40.9"]):
+        pod["status"]["podIP"] = ip
+        pod["status"]["podIPs"] = [{"ip": ip}]
+    for pod, ip in zip([p for p in objs(s, "kube_system", "Pod") if not p["spec"].get("hostNetwork")],
+                       ["100.64.17.140", "100.64.51.62"]):
+        pod["status"]["podIP"] = ip
+        pod["status"]["podIPs"] = [{"ip": ip}]
+    s["target_health"] = [target_health(p["status"]["podIP"], 80, az=node_of(p).az) for p in app_pods(s)]
+
+
+@scenario("custom-networking-pod-subnet-acl")
+def custom_networking_pod_subnet_acl(s):
+    expect(s, "network-acl-blocks-traffic",
+           "VPC CNI custom networking: the pods live in 100.64.0.0/16 subnets, on the nodes' second interfaces, "
+           "whose network ACL admits only the VPC's private ranges. The ALB's health checks from the public "
+           "subnets are denied there, although the nodes' own subnets allow everything.")
+    use_custom_networking(s, [
+        nacl_entry(100, "allow", egress=False, cidr=POD_CIDR),
+        nacl_entry(110, "allow", egress=False, cidr="192.168.64.0/18"),
+        nacl_entry(120, "allow", egress=False, cidr="192.168.128.0/19"),
+    ])
+    fail_all_targets(s, "Target.Timeout")
+    set_app_logs(s)
+
+
+@scenario("healthy-custom-networking")
+def healthy_custom_networking(s):
+    expect(s, None,
+           "VPC CNI custom networking with a pod-subnet ACL that admits the public subnets as well: the pods' "
+           "subnets decide, and they allow the ALB.")
+    use_custom_networking(s, [
+        nacl_entry(100, "allow", egress=False, cidr=POD_CIDR),
+        nacl_entry(110, "allow", egress=False, cidr="192.168.0.0/16"),
+    ])
+    set_app_logs(s, hc_sources=ALB_NODE_IPS)
+
+
 # --------------------------------------------------------------------------
 # Derivation, validation, rendering
 # --------------------------------------------------------------------------
@@ -3202,12 +3761,29 @@ def sync_enis(s):
     for pod in objs(s, "app", "Pod") + objs(s, "kube_system", "Pod"):
         if pod["spec"].get("hostNetwork") or pod_is_terminal(pod):
             continue
+        if "vpc.amazonaws.com/pod-eni" in pod["metadata"].get("annotations", {}):
+            continue  # security groups for pods: the address is its branch interface's
         by_node.setdefault(pod["spec"]["nodeName"], []).append(pod["status"]["podIP"])
+    pod_enis = s.get("pod_enis", {})
     for eni in s["network_interfaces"]:
         node = s["node_specs"].get(eni["NetworkInterfaceId"])
-        if node is None or node.fargate:
+        if node is None:
+            # custom networking: the node's second interface holds its pods' addresses
+            owner = next((n for n, e in pod_enis.items() if e == eni["NetworkInterfaceId"]), None)
+            if owner is not None:
+                ips = sorted(by_node.get(owner, []), key=ipaddress.ip_address)
+                eni["PrivateIpAddresses"] = eni["PrivateIpAddresses"][:1] + [
+                    {"Primary": False, "PrivateDnsName": "ip-" + ip.replace(".", "-") + ".ec2.internal",
+                     "PrivateIpAddress": ip} for ip in ips]
+            continue
+        if node.fargate or node.name in pod_enis:
             continue
         ips = sorted(by_node.get(node.name, []), key=ipaddress.ip_address)
+        v6 = [ip for ip in ips if ":" in ip]
+        ips = [ip for ip in ips if ":" not in ip]
+        if v6:
+            eni["Ipv6Prefixes"] = [{"Ipv6Prefix": p} for p in
+                                   sorted({str(ipaddress.ip_network(f"{ip}/80", strict=False)) for ip in v6})]
         if node.prefix_delegation:
             eni["Ipv4Prefixes"] = [{"Ipv4Prefix": p} for p in sorted({prefix28(ip) for ip in ips})]
             continue
@@ -3241,6 +3817,11 @@ def validate(name, s):
     for lb in s["load_balancers"]:
         for g in lb.get("SecurityGroups", []):
             check(g in sg_ids, f"LB SG {g} missing")
+        lb_subnets = {z["SubnetId"] for z in lb["AvailabilityZones"]}
+        for e in s["lb_interfaces"]:
+            check(e["Description"] == "ELB " + lb["LoadBalancerArn"].split(":loadbalancer/", 1)[1], "LB ENI description")
+            check(e["SubnetId"] in lb_subnets, "LB ENI outside the LB's subnets")
+            check(sorted(g["GroupId"] for g in e["Groups"]) == sorted(lb.get("SecurityGroups", [])), "LB ENI groups")
     for g in s["security_groups"]:
         for r in g["IpPermissions"]:
             for pair in r["UserIdGroupPairs"]:
@@ -3257,8 +3838,9 @@ def validate(name, s):
     ours = [i for i in instances if dict((t["Key"], t["Value"]) for t in i.get("Tags", [])).get("eks:cluster-name", CLUSTER) == CLUSTER]
     # Only the targets' instances (and interfaces) are described, so a node may have none.
     check({i["PrivateDnsName"] for i in ours} <= ec2_node_names, "this cluster's instances are nodes")
-    check({s["node_specs"][e["NetworkInterfaceId"]].name for e in s["network_interfaces"]} <= node_names,
-          "ENIs belong to nodes")
+    check({s["node_specs"][e["NetworkInterfaceId"]].name for e in s["network_interfaces"]
+           if e.get("InterfaceType") not in ("branch", "trunk")
+           and e["NetworkInterfaceId"] not in s.get("pod_enis", {}).values()} <= node_names, "ENIs belong to nodes")
     instance_ids = {i["InstanceId"] for i in instances}
     target_ids = {t["Target"]["Id"] for t in s["target_health"]}
     if tg["TargetType"] == "instance":
@@ -3270,7 +3852,9 @@ def validate(name, s):
         pod_nodes = {p["spec"]["nodeName"] for p in app_pods(s)}
         check(pod_nodes <= node_names, "ip targets: the pods' nodes are described")
         for t in s["target_health"]:
-            check(ipaddress.ip_address(t["Target"]["Id"]) in ipaddress.ip_network(VPC_CIDR), "ip target in VPC")
+            check(any(ipaddress.ip_address(t["Target"]["Id"]) in ipaddress.ip_network(c)
+                      for c in (VPC_CIDR, VPC_IPV6, POD_CIDR)),
+                  "ip target in VPC")
             check("AvailabilityZone" in t["Target"], "AZ missing on ip target")
 
     pods = objs(s, "app", "Pod") + objs(s, "kube_system", "Pod")
@@ -3289,7 +3873,8 @@ def validate(name, s):
                   f"prefix {pfx['Ipv4Prefix']} outside subnet of {e['NetworkInterfaceId']}")
     # Every live pod address on a described node is on some interface (secondary IP, delegated
     # prefix, or primary).
-    described = {s["node_specs"][e["NetworkInterfaceId"]].name for e in s["network_interfaces"]}
+    described = {s["node_specs"][e["NetworkInterfaceId"]].name for e in s["network_interfaces"]
+                 if e["NetworkInterfaceId"] in s["node_specs"]}
     for p in pods:
         if p["spec"].get("hostNetwork") or pod_is_terminal(p) or not p["status"].get("podIP"):
             continue
@@ -3300,7 +3885,9 @@ def validate(name, s):
             ip == ipaddress.ip_address(a["PrivateIpAddress"]) for e in s["network_interfaces"]
             for a in e["PrivateIpAddresses"]
         ) or any(ip in ipaddress.ip_network(x["Ipv4Prefix"]) for e in s["network_interfaces"]
-                 for x in e.get("Ipv4Prefixes", []))
+                 for x in e.get("Ipv4Prefixes", [])
+                 ) or any(ip in ipaddress.ip_network(x["Ipv6Prefix"]) for e in s["network_interfaces"]
+                          for x in e.get("Ipv6Prefixes", []))
         check(on_eni, f"pod {p['metadata']['name']} address {ip} is on no interface")
     check({"description", "rootCause"} <= s["expected"].keys()
           <= {"description", "rootCause", "firstFinding", "partialDump", "inconclusive", "noFix"}, "expected.json")
@@ -3392,6 +3979,9 @@ def render(name, s) -> dict:
             {"Reservations": s["reservations"],
              **({"InstanceIdsNotFound": s["instances_not_found"]} if s.get("instances_not_found") else {})}),
         "aws/ec2-describe-network-interfaces.json": aws_json({"NetworkInterfaces": s["network_interfaces"]}),
+        "aws/ec2-describe-network-interfaces-load-balancer.json": aws_json({"NetworkInterfaces": s["lb_interfaces"]}),
+        "aws/elbv2-describe-target-group-attributes.json": aws_json({"Attributes": s["tg_attributes"]}),
+        "aws/elbv2-describe-load-balancer-attributes.json": aws_json({"Attributes": s["lb_attributes"]}),
         "aws/eks-describe-cluster.json": aws_json({"cluster": s["cluster"]}),
         "k8s/nodes.json": kubectl_json(k8s_list(s["nodes"])),
         "k8s/namespaces.json": kubectl_json(k8s_list(s["namespaces"])),
@@ -3405,6 +3995,8 @@ def render(name, s) -> dict:
         "k8s/ingressclassparams.yaml": to_yaml(k8s_list(s.get("ingressclassparams", []))),
         "k8s/kube-system.json": kubectl_json(k8s_list(s["kube_system"])),
     }
+    for pl_id, entries in sorted(s["prefix_lists"].items()):
+        files[f"aws/ec2-get-managed-prefix-list-entries/{pl_id}.json"] = aws_json({"Entries": entries})
     for key, text in sorted(s["logs"].items()):
         files[f"k8s/logs/{key}.log"] = text
     if s["probe"] is not None:

@@ -42,6 +42,7 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ec2 import utils as ec2_utils
 from moto.ec2.models import ec2_backends
 from moto.ec2.models.elastic_network_interfaces import NetworkInterface, NetworkInterfaceBackend
+from moto.ec2.models import vpcs as vpcs_models
 from moto.ec2.models.route_tables import Route
 from moto.eks.models import eks_backends
 from moto.elbv2 import models as elbv2_models
@@ -83,6 +84,16 @@ def _forced_ids(*ids: str | None):
             raise RuntimeError(f"moto did not generate the expected ids {left}")
     finally:
         _FORCED_IDS.clear()
+
+
+# 1b. Amazon-provided IPv6 blocks.  moto draws a random /56 (moto.ec2.models.vpcs.random_ipv6_cidr);
+#     the dump's block is handed out instead while seeding.
+_FORCED_IPV6: list[str] = []
+_orig_random_ipv6_cidr = vpcs_models.random_ipv6_cidr
+
+
+def _random_ipv6_cidr() -> str:
+    return _FORCED_IPV6.pop(0) if _FORCED_IPV6 else _orig_random_ipv6_cidr()
 
 
 # 2. Custom ELBv2 ARNs.  moto builds them from a random hex id and always uses `loadbalancer/app/`
@@ -202,6 +213,7 @@ def _install_patches() -> None:
     if _PATCHED:
         return
     ec2_utils.random_id = _random_id
+    vpcs_models.random_ipv6_cidr = _random_ipv6_cidr
     elbv2_models.make_arn_for_load_balancer = _lb_arn
     elbv2_models.make_arn_for_target_group = _tg_arn
     FakeTargetGroup.register = _register
@@ -321,7 +333,14 @@ ROUTE_TARGETS = ("GatewayId", "NatGatewayId", "NetworkInterfaceId", "TransitGate
 
 
 def _route_key(r: dict) -> tuple:
-    return tuple(r.get(k) for k in ("DestinationCidrBlock",) + ROUTE_TARGETS)
+    return tuple(r.get(k) for k in ("DestinationCidrBlock", "DestinationIpv6CidrBlock") + ROUTE_TARGETS)
+
+
+def _route_dest(r: dict) -> tuple:
+    """(API keyword, destination) of a route: an IPv4 or an IPv6 block."""
+    if r.get("DestinationCidrBlock"):
+        return "DestinationCidrBlock", r["DestinationCidrBlock"]
+    return "DestinationIpv6CidrBlock", r.get("DestinationIpv6CidrBlock")
 
 
 def seed(scenario_dir: str | Path, cluster_endpoint: str | None = None, cluster_ca_data: str | None = None) -> dict:
@@ -356,6 +375,10 @@ def _seed_ec2(d: Path, region: str) -> list:
     tables = _load(d, "ec2-describe-route-tables.json").get("RouteTables", [])
     reservations = _load(d, "ec2-describe-instances.json").get("Reservations", [])
     enis = {e["NetworkInterfaceId"]: e for e in _load(d, "ec2-describe-network-interfaces.json").get("NetworkInterfaces", [])}
+    # The load balancer's own interfaces (moto's ELBv2 creates none): made like any other
+    # requester-managed ENI below, with the description ELB gives them.
+    for e in _load(d, "ec2-describe-network-interfaces-load-balancer.json").get("NetworkInterfaces", []):
+        enis.setdefault(e["NetworkInterfaceId"], e)
 
     # --- VPCs, with the main route table and default network ACL AWS creates alongside
     for vpc in vpcs:
@@ -372,11 +395,28 @@ def _seed_ec2(d: Path, region: str) -> list:
             if assoc["CidrBlock"] != vpc["CidrBlock"] and state in ("associated", "associating"):
                 with _forced_ids(assoc.get("AssociationId")):
                     ec2.associate_vpc_cidr_block(VpcId=vid, CidrBlock=assoc["CidrBlock"])
+        for assoc in vpc.get("Ipv6CidrBlockAssociationSet", []):
+            _FORCED_IPV6.append(assoc["Ipv6CidrBlock"])
+            with _forced_ids(assoc.get("AssociationId")):
+                ec2.associate_vpc_cidr_block(VpcId=vid, AmazonProvidedIpv6CidrBlock=True)
 
     for sn in subnets:
+        v6 = [a["Ipv6CidrBlock"] for a in sn.get("Ipv6CidrBlockAssociationSet", [])]
         with _forced_ids(sn["SubnetId"]):
             ec2.create_subnet(VpcId=sn["VpcId"], CidrBlock=sn["CidrBlock"], AvailabilityZone=sn["AvailabilityZone"],
-                              TagSpecifications=_tag_spec("subnet", sn.get("Tags")))
+                              TagSpecifications=_tag_spec("subnet", sn.get("Tags")),
+                              **({"Ipv6CidrBlock": v6[0]} if v6 else {}))
+
+    # --- managed prefix lists (rules may refer to them), with the dump's IDs and entries
+    pl_dir = d / "aws" / "ec2-get-managed-prefix-list-entries"
+    for path in sorted(pl_dir.glob("pl-*.json")) if pl_dir.is_dir() else []:
+        entries = json.loads(path.read_text()).get("Entries", [])
+        family = "IPv6" if any(":" in e["Cidr"] for e in entries) else "IPv4"
+        with _forced_ids(path.stem):
+            ec2.create_managed_prefix_list(PrefixListName=path.stem, AddressFamily=family,
+                                           MaxEntries=max(len(entries), 1),
+                                           Entries=[{k: e[k] for k in ("Cidr", "Description") if k in e}
+                                                    for e in entries])
 
     # --- security groups first, then their rules (rules may reference any group)
     for g in groups:
@@ -445,7 +485,8 @@ def _seed_ec2(d: Path, region: str) -> list:
         with _forced_ids(eid):
             ec2.create_network_interface(SubnetId=eni["SubnetId"], PrivateIpAddress=eni["PrivateIpAddress"],
                                          Groups=[g["GroupId"] for g in eni.get("Groups", [])],
-                                         Description=eni.get("Description") or "")
+                                         Description=eni.get("Description") or "",
+                                         TagSpecifications=_tag_spec("network-interface", eni.get("TagSet")))
         _shape_eni(ec2, backend, eni)
         att = eni.get("Attachment") or {}
         if att.get("InstanceId"):
@@ -476,6 +517,9 @@ def _shape_eni(ec2, backend, eni: dict) -> None:
     secondary = [a["PrivateIpAddress"] for a in eni.get("PrivateIpAddresses", []) if not a.get("Primary")]
     if secondary:
         ec2.assign_private_ip_addresses(NetworkInterfaceId=eid, PrivateIpAddresses=secondary)
+    v6 = [a["Ipv6Address"] for a in eni.get("Ipv6Addresses", [])]
+    if v6:
+        ec2.assign_ipv6_addresses(NetworkInterfaceId=eid, Ipv6Addresses=v6)
     model = backend.enis[eid]
     # moto names a primary ENI "Primary network interface" and ModifyNetworkInterfaceAttribute
     # ignores an empty description, so the dump's description is set on the model.
@@ -486,32 +530,47 @@ def _shape_eni(ec2, backend, eni: dict) -> None:
     model.ipv6_prefixes = [{"Ipv6Prefix": p["Ipv6Prefix"]} for p in eni.get("Ipv6Prefixes", [])]
     if eni.get("InterfaceType"):
         model.interface_type = eni["InterfaceType"]  # not settable through the API
+    if "Groups" in eni and not eni["Groups"]:
+        # An NLB created without security groups has interfaces without any; moto puts the
+        # VPC's default group on an ENI created without groups.
+        model._group_set = []
 
 
 def _seed_routes(ec2, backend, table: dict) -> None:
     rid = table["RouteTableId"]
-    want = {r.get("DestinationCidrBlock"): r for r in table.get("Routes", []) if r.get("DestinationCidrBlock")}
-    have = {r.get("DestinationCidrBlock"): r for r in ec2.describe_route_tables(RouteTableIds=[rid])["RouteTables"][0]["Routes"]
-            if r.get("DestinationCidrBlock")}
+    want = {_route_dest(r)[1]: r for r in table.get("Routes", []) if _route_dest(r)[1]}
+    have = {_route_dest(r)[1]: r for r in ec2.describe_route_tables(RouteTableIds=[rid])["RouteTables"][0]["Routes"]
+            if _route_dest(r)[1]}
     for dest, r in have.items():
         if dest not in want or _route_key(want[dest]) != _route_key(r):
-            ec2.delete_route(RouteTableId=rid, DestinationCidrBlock=dest)
+            key, _ = _route_dest(r)
+            ec2.delete_route(RouteTableId=rid, **{key: dest})
     model = backend.route_tables[rid]
     for dest, r in want.items():
+        key, _ = _route_dest(r)
         if dest in have and _route_key(have[dest]) == _route_key(r):
             pass
         elif r.get("GatewayId") == "local":
             # CreateRoute cannot make a `local` route (moto adds them only when the table is created)
-            backend.create_route(rid, dest, local=True)
+            if key == "DestinationCidrBlock":
+                backend.create_route(rid, dest, local=True)
+            else:
+                backend.create_route(rid, None, destination_ipv6_cidr_block=dest, local=True)
         else:
             cleanup = _ensure_route_target(ec2, backend, table, r)
             kw = {k: r[k] for k in ROUTE_TARGETS if r.get(k)}
-            ec2.create_route(RouteTableId=rid, DestinationCidrBlock=dest, **kw)
+            ec2.create_route(RouteTableId=rid, **{key: dest}, **kw)
             if cleanup and r.get("State") == "blackhole":
                 cleanup()  # the target is gone: AWS (and _route_state) now say blackhole
-        route = next(x for x in model.routes if x.destination_cidr_block == dest)
+        route = next(x for x in model.routes
+                     if (x.destination_cidr_block if key == "DestinationCidrBlock" else x.destination_ipv6_cidr_block) == dest)
         if r.get("State") and route.state != r["State"]:
             route._standin_state = r["State"]  # a state the API cannot reach (e.g. detached gateway)
+
+
+def _has_eigw(ec2, eigw: str) -> bool:
+    found = ec2.describe_egress_only_internet_gateways()["EgressOnlyInternetGateways"]
+    return any(g["EgressOnlyInternetGatewayId"] == eigw for g in found)
 
 
 def _ensure_route_target(ec2, backend, table: dict, r: dict):
@@ -526,11 +585,22 @@ def _ensure_route_target(ec2, backend, table: dict, r: dict):
         ec2.attach_internet_gateway(InternetGatewayId=gw, VpcId=vpc_id)
         return lambda: (ec2.detach_internet_gateway(InternetGatewayId=gw, VpcId=vpc_id),
                         ec2.delete_internet_gateway(InternetGatewayId=gw))
+    eigw = r.get("EgressOnlyInternetGatewayId")
+    if eigw and not _has_eigw(ec2, eigw):
+        with _forced_ids(eigw):
+            ec2.create_egress_only_internet_gateway(VpcId=vpc_id)
+        return lambda: ec2.delete_egress_only_internet_gateway(EgressOnlyInternetGatewayId=eigw)
     nat = r.get("NatGatewayId")
     if nat and nat not in backend.nat_gateways:
         with _forced_ids(nat):
             ec2.create_nat_gateway(SubnetId=subnet_id, ConnectivityType="private")
         return lambda: ec2.delete_nat_gateway(NatGatewayId=nat)
+    if gw and gw.startswith("vpce-") and gw not in backend.vpc_end_points:
+        # A Gateway Load Balancer endpoint of an inspection appliance (middlebox routing).
+        with _forced_ids(gw):
+            ec2.create_vpc_endpoint(VpcId=vpc_id, VpcEndpointType="GatewayLoadBalancer", SubnetIds=[subnet_id],
+                                    ServiceName="com.amazonaws.vpce.us-east-1.vpce-svc-0inspection00000001")
+        return lambda: ec2.delete_vpc_endpoints(VpcEndpointIds=[gw])
     eni = r.get("NetworkInterfaceId")
     if eni and eni not in backend.enis:
         with _forced_ids(eni):
@@ -580,6 +650,16 @@ def _seed_elbv2(d: Path, region: str) -> None:
     for td in tags:
         if td.get("Tags"):
             elb.add_tags(ResourceArns=[td["ResourceArn"]], Tags=td["Tags"])
+
+    # Attributes as the dump lists them: moto's defaults lack most (no preserve_client_ip,
+    # cross-zone "false" for an ALB) and its Modify* calls accept only some keys, so the
+    # models' attribute maps are replaced.
+    tg_attrs = _load(d, "elbv2-describe-target-group-attributes.json").get("Attributes")
+    if tgs and tg_attrs is not None:
+        backend.target_groups[tgs[0]["TargetGroupArn"]].attributes = {a["Key"]: a["Value"] for a in tg_attrs}
+    lb_attrs = _load(d, "elbv2-describe-load-balancer-attributes.json").get("Attributes")
+    if tgs and lb_attrs is not None and tgs[0].get("LoadBalancerArns"):
+        backend.load_balancers[tgs[0]["LoadBalancerArns"][0]].attrs = {a["Key"]: a["Value"] for a in lb_attrs}
 
     # targets (from the health dump) belong to the first target group of the dump
     if tgs and health:

@@ -93,8 +93,8 @@ def project(value, ty: str):
 
 
 def test_models_parsed():
-    outputs = {n for n in MODELS if n.startswith("Describe") and n.endswith("Output")}
-    assert outputs == set(LIVE), "every Describe*Output of aws.rs has a live query below"
+    outputs = {n for n in MODELS if n.endswith("Output")}
+    assert outputs == {k.split(" ")[0] for k in LIVE}, "every *Output of aws.rs has a live query below"
     assert ("dns_name", "DNSName", "Option<String>") in MODELS["LoadBalancer"]
     assert ("resources_vpc_config", "resourcesVpcConfig", "Option<ClusterVpcConfig>") in MODELS["Cluster"]
 
@@ -168,7 +168,22 @@ LIVE = {
                              for e in _dump(d, "ec2-describe-network-interfaces.json")["NetworkInterfaces"]])),
     "DescribeClusterOutput": ("eks-describe-cluster.json", lambda c, d: c["eks"].describe_cluster(
         name=_manifest(d)["clusterName"])),
+    # the load balancer's own interfaces, by the description ELB gives them
+    "DescribeNetworkInterfacesOutput (load balancer)": (
+        "ec2-describe-network-interfaces-load-balancer.json", lambda c, d: c["ec2"].describe_network_interfaces(
+            Filters=[{"Name": "description", "Values": [
+                "ELB " + a.split(":loadbalancer/", 1)[1] for a in _tg(c, d)["LoadBalancerArns"]]}])),
+    "DescribeTargetGroupAttributesOutput": (
+        "elbv2-describe-target-group-attributes.json", lambda c, d: c["elbv2"].describe_target_group_attributes(
+            TargetGroupArn=_manifest(d)["targetGroupArn"])),
+    "DescribeLoadBalancerAttributesOutput": (
+        "elbv2-describe-load-balancer-attributes.json", lambda c, d: c["elbv2"].describe_load_balancer_attributes(
+            LoadBalancerArn=_tg(c, d)["LoadBalancerArns"][0])),
 }
+
+# One file per referenced prefix list: (ec2-get-managed-prefix-list-entries/<id>.json, live call).
+PREFIX_LISTS = ("GetManagedPrefixListEntriesOutput", lambda c, pl: c["ec2"].get_managed_prefix_list_entries(PrefixListId=pl))
+LIVE["GetManagedPrefixListEntriesOutput"] = (None, None)
 
 # ---------------------------------------------------------------------------------------------
 # fixtures
@@ -209,12 +224,18 @@ def test_scenario_round_trips(fresh, scenario):
     manifest = _manifest(scenario)
     assert answer == {"ok": True, "targetGroupArn": manifest["targetGroupArn"], "clusterName": manifest["clusterName"]}
     problems = []
-    for output, (file, call) in LIVE.items():
-        if not (scenario / "aws" / file).exists():
+    for key, (file, call) in LIVE.items():
+        output = key.split(" ")[0]
+        if file is None or not (scenario / "aws" / file).exists():
             continue
         want = project(_dump(scenario, file), output)
         got = project(call(fresh, scenario), output)
-        problems += [f"{output}{p}" for p in _diff(got, want)]
+        problems += [f"{key}{p}" for p in _diff(got, want)]
+    for path in sorted((scenario / "aws" / "ec2-get-managed-prefix-list-entries").glob("pl-*.json")):
+        output, call = PREFIX_LISTS
+        want = project(json.loads(path.read_text()), output)
+        got = project(call(fresh, path.stem), output)
+        problems += [f"{output}[{path.stem}]{p}" for p in _diff(got, want)]
     assert not problems, "\n".join(problems)
 
     # the tool finds the node ENI of a pod IP (a secondary address) by filtering on it

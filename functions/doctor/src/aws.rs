@@ -158,6 +158,7 @@ pub struct IpRange {
 #[serde(rename_all = "PascalCase", default)]
 pub struct Ipv6Range {
     pub cidr_ipv6: String,
+    pub description: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
@@ -217,7 +218,16 @@ pub struct RouteTable {
 #[serde(rename_all = "PascalCase", default)]
 pub struct Route {
     pub destination_cidr_block: Option<String>,
+    pub destination_ipv6_cidr_block: Option<String>,
+    /// A managed prefix list as destination (gateway endpoints, transit gateways).
+    pub destination_prefix_list_id: Option<String>,
+    /// `local`, an internet / virtual private gateway, or a VPC endpoint (`vpce-`: gateway
+    /// endpoints and Gateway Load Balancer endpoints of inspection appliances).
     pub gateway_id: Option<String>,
+    pub egress_only_internet_gateway_id: Option<String>,
+    pub local_gateway_id: Option<String>,
+    pub carrier_gateway_id: Option<String>,
+    pub core_network_arn: Option<String>,
     pub nat_gateway_id: Option<String>,
     pub network_interface_id: Option<String>,
     pub transit_gateway_id: Option<String>,
@@ -237,6 +247,10 @@ impl Route {
             &self.transit_gateway_id,
             &self.vpc_peering_connection_id,
             &self.instance_id,
+            &self.egress_only_internet_gateway_id,
+            &self.local_gateway_id,
+            &self.carrier_gateway_id,
+            &self.core_network_arn,
         ]
         .into_iter()
         .flatten()
@@ -288,6 +302,13 @@ pub struct Vpc {
     pub vpc_id: String,
     pub cidr_block: Option<String>,
     pub cidr_block_association_set: Vec<CidrBlockAssociation>,
+    pub ipv6_cidr_block_association_set: Vec<VpcIpv6CidrBlockAssociation>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct VpcIpv6CidrBlockAssociation {
+    pub ipv6_cidr_block: String,
 }
 
 impl Vpc {
@@ -303,6 +324,17 @@ impl Vpc {
                 blocks.push(assoc.cidr_block.clone());
             }
         }
+        blocks
+    }
+
+    /// Every IPv4 and IPv6 block of the VPC (what its local routes carry).
+    pub fn all_cidr_blocks(&self) -> Vec<String> {
+        let mut blocks = self.cidr_blocks();
+        blocks.extend(
+            self.ipv6_cidr_block_association_set
+                .iter()
+                .map(|a| a.ipv6_cidr_block.clone()),
+        );
         blocks
     }
 }
@@ -390,9 +422,18 @@ pub struct NetworkInterface {
     pub ipv6_prefixes: Vec<Ipv6PrefixSpecification>,
     pub groups: Vec<GroupIdentifier>,
     pub attachment: Option<NetworkInterfaceAttachment>,
+    pub tag_set: Vec<Tag>,
 }
 
+/// The tag the VPC resource controller puts on a branch interface (security groups for pods)
+/// naming the node's trunk interface it is associated with.
+pub const TRUNK_ENI_TAG: &str = "vpcresources.k8s.aws/trunk-eni-id";
+
 impl NetworkInterface {
+    pub fn tag(&self, key: &str) -> Option<&str> {
+        self.tag_set.iter().find(|t| t.key == key).map(|t| t.value.as_str())
+    }
+
     /// Whether `ip` is on this interface: its primary or a secondary private address, an
     /// IPv6 address, or inside one of its delegated IPv4 / IPv6 prefixes.
     pub fn has_ip(&self, ip: &str) -> bool {
@@ -443,6 +484,40 @@ pub struct PrivateIpAddress {
 pub struct NetworkInterfaceAttachment {
     pub instance_id: Option<String>,
     pub device_index: Option<i32>,
+}
+
+/// One `Key` / `Value` attribute of a target group or load balancer.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Attribute {
+    pub key: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct DescribeTargetGroupAttributesOutput {
+    pub attributes: Vec<Attribute>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct DescribeLoadBalancerAttributesOutput {
+    pub attributes: Vec<Attribute>,
+}
+
+/// One entry of a managed prefix list.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct PrefixListEntry {
+    pub cidr: String,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct GetManagedPrefixListEntriesOutput {
+    pub entries: Vec<PrefixListEntry>,
 }
 
 // ---- EKS (camelCase, as `aws eks describe-cluster` prints it) ----

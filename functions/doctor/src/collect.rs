@@ -138,6 +138,41 @@ pub fn write_dump(snapshot: &Snapshot, dir: &Path) -> Result<()> {
         "NetworkInterfaces",
         &a.network_interfaces,
     )?;
+    aws_list(
+        dir,
+        crate::dump::LB_INTERFACES_FILE,
+        "NetworkInterfaces",
+        &a.load_balancer_interfaces,
+    )?;
+    let attribute_list = |m: &std::collections::BTreeMap<String, String>| {
+        let list: Vec<Value> = m.iter().map(|(k, v)| json!({ "Key": k, "Value": v })).collect();
+        pretty(&json!({ "Attributes": list }))
+    };
+    if let Some(attrs) = a.target_group_attributes.present() {
+        write(
+            dir,
+            "aws/elbv2-describe-target-group-attributes.json",
+            &attribute_list(attrs),
+        )?;
+    }
+    if let Some(attrs) = a.load_balancer_attributes.present() {
+        write(
+            dir,
+            "aws/elbv2-describe-load-balancer-attributes.json",
+            &attribute_list(attrs),
+        )?;
+    }
+    for (id, entries) in &a.prefix_lists {
+        let well_formed = id.starts_with("pl-") && id[3..].chars().all(|c| c.is_ascii_alphanumeric());
+        if let (true, Some(entries)) = (well_formed, entries.present()) {
+            let entries: Vec<Value> = entries.iter().map(|c| json!({ "Cidr": c })).collect();
+            write(
+                dir,
+                &format!("aws/{}/{id}.json", crate::dump::PREFIX_LIST_DIR),
+                &pretty(&json!({ "Entries": entries })),
+            )?;
+        }
+    }
     match &a.cluster {
         Collected::Present(c) => write(
             dir,

@@ -33,6 +33,10 @@
 //!   Local` Service defaults to HTTP `/healthz` on `healthCheckNodePort`; the protocol
 //!   annotation is compared upper-cased.
 //!
+//! - `pkg/networking/networking_manager.go` (`resolveEndpointSGForENI`): the security group
+//!   the controller adds health-check and traffic rules to on a target's interface is its
+//!   only group, else the one group tagged `kubernetes.io/cluster/<cluster-name>`.
+//!
 //! EKS Auto Mode runs the same logic in the EKS control plane (IngressClass controller
 //! `eks.amazonaws.com/alb`, loadBalancerClass `eks.amazonaws.com/nlb`, TargetGroupBindings and
 //! IngressClassParams in `eks.amazonaws.com/v1`): no Deployment in the cluster to inspect.
@@ -581,6 +585,33 @@ pub fn is_recent(at: Option<Timestamp>, now: Option<Timestamp>) -> bool {
     match (at, now) {
         (Some(at), Some(now)) => now.duration_since(at) <= LOG_WINDOW,
         _ => true,
+    }
+}
+
+/// The security group the controller manages rules on for an interface carrying `eni_groups`
+/// (`resolveEndpointSGForENI`): the only one, else the one tagged for the cluster. `None`
+/// when that is ambiguous or the groups' tags were not collected.
+pub fn endpoint_security_group(
+    eni_groups: &[String],
+    groups: &[crate::aws::SecurityGroup],
+    cluster: Option<&str>,
+) -> Option<String> {
+    if let [only] = eni_groups {
+        return Some(only.clone());
+    }
+    let key = format!("kubernetes.io/cluster/{}", cluster?);
+    let tagged: Vec<&String> = eni_groups
+        .iter()
+        .filter(|id| {
+            groups
+                .iter()
+                .find(|g| &&g.group_id == id)
+                .is_some_and(|g| g.tags.iter().any(|t| t.key == key))
+        })
+        .collect();
+    match tagged.as_slice() {
+        [one] => Some((*one).clone()),
+        _ => None,
     }
 }
 

@@ -192,12 +192,68 @@ fn load_aws(dir: &Path, arn: &str, snapshot: &mut Snapshot) -> Result<()> {
         "ec2-describe-network-interfaces.json",
         |o: aws::DescribeNetworkInterfacesOutput| o.network_interfaces,
     )?;
+    // The load balancer's own interfaces: their own file (the collector's), else the ones
+    // a VPC-wide describe-network-interfaces listed with the load balancer's description.
+    state.load_balancer_interfaces = match aws_file::<aws::DescribeNetworkInterfacesOutput>(dir, LB_INTERFACES_FILE)? {
+        Some(out) => Collected::Present(out.network_interfaces),
+        None => {
+            let in_main: Vec<aws::NetworkInterface> = state
+                .network_interfaces
+                .items()
+                .unwrap_or_default()
+                .iter()
+                .filter(|e| {
+                    e.description
+                        .as_deref()
+                        .is_some_and(|d| d.starts_with("ELB app/") || d.starts_with("ELB net/"))
+                })
+                .cloned()
+                .collect();
+            if in_main.is_empty() {
+                Collected::not_collected(format!("not in dump: aws/{LB_INTERFACES_FILE}"))
+            } else {
+                Collected::Present(in_main)
+            }
+        }
+    };
+    state.target_group_attributes = collected(
+        dir,
+        "elbv2-describe-target-group-attributes.json",
+        |o: aws::DescribeTargetGroupAttributesOutput| attributes(o.attributes),
+    )?;
+    state.load_balancer_attributes = collected(
+        dir,
+        "elbv2-describe-load-balancer-attributes.json",
+        |o: aws::DescribeLoadBalancerAttributesOutput| attributes(o.attributes),
+    )?;
+    for id in state.referenced_prefix_lists() {
+        // An ID is untrusted text: only a well-formed one names a file.
+        let well_formed = id.starts_with("pl-") && id[3..].chars().all(|c| c.is_ascii_alphanumeric());
+        let file = format!("{PREFIX_LIST_DIR}/{id}.json");
+        let entries = if well_formed {
+            collected(dir, &file, |o: aws::GetManagedPrefixListEntriesOutput| {
+                o.entries.into_iter().map(|e| e.cidr).collect::<Vec<_>>()
+            })?
+        } else {
+            Collected::not_collected(format!("malformed prefix-list ID {id:?}"))
+        };
+        state.prefix_lists.insert(id, entries);
+    }
     state.cluster = match aws_file::<aws::DescribeClusterOutput>(dir, "eks-describe-cluster.json")? {
         Some(aws::DescribeClusterOutput { cluster: Some(c) }) => Collected::Present(c),
         Some(_) => Collected::Absent,
         None => Collected::not_collected("not in dump: aws/eks-describe-cluster.json"),
     };
     Ok(())
+}
+
+/// `aws ec2 describe-network-interfaces --filters Name=description,Values="ELB app/NAME/ID"`.
+pub const LB_INTERFACES_FILE: &str = "ec2-describe-network-interfaces-load-balancer.json";
+/// `aws ec2 get-managed-prefix-list-entries --prefix-list-id ID`, one file per list.
+pub const PREFIX_LIST_DIR: &str = "ec2-get-managed-prefix-list-entries";
+
+fn attributes(list: Vec<aws::Attribute>) -> BTreeMap<String, String> {
+    list.into_iter().map(|a| (a.key, a.value)).collect()
 }
 
 fn list_or_none(items: &[String]) -> String {

@@ -62,12 +62,16 @@ pub enum FixAction {
         namespace: String,
         name: String,
     },
-    /// One ingress rule on a security group, from the load balancer's group.
+    /// One ingress rule on a security group: from the load balancer's group, or, for a
+    /// Network Load Balancer without security groups, from its addresses.
     AuthorizeIngress {
         group_id: String,
         protocol: String,
         port: u16,
-        source_group_id: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        source_group_id: Option<String>,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        source_cidrs: Vec<String>,
     },
 }
 

@@ -18,6 +18,7 @@ pub mod finding;
 pub mod fix;
 pub mod gather;
 pub mod kubernetes;
+pub mod network_path;
 pub mod notify;
 pub mod report;
 pub mod resolve;

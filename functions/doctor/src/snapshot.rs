@@ -102,7 +102,34 @@ pub struct AwsState {
     /// Instance IDs that EC2 reported as not existing (`InvalidInstanceID.NotFound`).
     pub instances_not_found: Vec<String>,
     pub network_interfaces: Collected<Vec<aws::NetworkInterface>>,
+    /// The load balancer's own interfaces (description `ELB app/...` or `ELB net/...`): the
+    /// addresses its health checks and, without client IP preservation, its traffic come from.
+    pub load_balancer_interfaces: Collected<Vec<aws::NetworkInterface>>,
+    /// `describe-target-group-attributes` of the target group, by key.
+    pub target_group_attributes: Collected<BTreeMap<String, String>>,
+    /// `describe-load-balancer-attributes` of the target group's load balancer, by key.
+    pub load_balancer_attributes: Collected<BTreeMap<String, String>>,
+    /// The entries (CIDRs) of every managed prefix list the security groups and route tables
+    /// refer to, by prefix-list ID; a referenced list without an entry was not looked up.
+    pub prefix_lists: BTreeMap<String, Collected<Vec<String>>>,
     pub cluster: Collected<aws::Cluster>,
+}
+
+impl AwsState {
+    /// The managed prefix lists the collected security groups and route tables refer to.
+    pub fn referenced_prefix_lists(&self) -> std::collections::BTreeSet<String> {
+        let mut ids = std::collections::BTreeSet::new();
+        for g in self.security_groups.items().unwrap_or_default() {
+            for p in g.ip_permissions.iter().chain(&g.ip_permissions_egress) {
+                ids.extend(p.prefix_list_ids.iter().map(|l| l.prefix_list_id.clone()));
+            }
+        }
+        for t in self.route_tables.items().unwrap_or_default() {
+            ids.extend(t.routes.iter().filter_map(|r| r.destination_prefix_list_id.clone()));
+        }
+        ids.retain(|id| !id.is_empty());
+        ids
+    }
 }
 
 #[derive(Debug, Clone, Default)]

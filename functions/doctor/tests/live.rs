@@ -967,4 +967,35 @@ async fn cli_fix_modes() {
         "{approved:#}"
     );
     assert_ne!(run(&[])["rootCause"], "security-group-blocks-health-check");
+
+    // An NLB without security groups: the rule admits its interface addresses, and the
+    // re-diagnosis finds the path open.
+    let nlb = repo().join("tests/scenarios/nlb-health-check-port-closed");
+    let nlb_arn = world.serve(&nlb).to_string();
+    let run = |extra: &[&str]| diagnose_json(&nlb_arn, extra);
+    let offered = run(&["--fix", "auto"]);
+    assert_eq!(
+        statuses(&offered),
+        vec![(rule.clone(), "awaiting-approval".into())],
+        "{offered:#}"
+    );
+    assert_eq!(
+        offered["fixes"][0]["change"]["sourceCidrs"],
+        json!(["192.168.22.117/32", "192.168.53.8/32"])
+    );
+    let approved = run(&["--fix", "auto", "--approve", &rule]);
+    assert_eq!(
+        statuses(&approved),
+        vec![(rule.clone(), "applied".into())],
+        "{approved:#}"
+    );
+    let after = run(&[]);
+    assert!(
+        !after["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["check"] == "security-group-blocks-health-check"),
+        "{after:#}"
+    );
 }

@@ -119,6 +119,8 @@ export class EksLbDoctorStack extends Stack {
           'elasticloadbalancing:DescribeTargetHealth',
           'elasticloadbalancing:DescribeTags',
           'elasticloadbalancing:DescribeLoadBalancers',
+          'elasticloadbalancing:DescribeTargetGroupAttributes',
+          'elasticloadbalancing:DescribeLoadBalancerAttributes',
         ],
         resources: ['*'],
       }),
@@ -134,6 +136,13 @@ export class EksLbDoctorStack extends Stack {
           'ec2:DescribeRouteTables',
         ],
         resources: ['*'],
+      }),
+      // The entries of the prefix lists that rules and routes refer to (AWS-managed lists
+      // are owned by the account "aws", hence any account).
+      new iam.PolicyStatement({
+        sid: 'PrefixListReads',
+        actions: ['ec2:GetManagedPrefixListEntries'],
+        resources: [`arn:${partition}:ec2:${region}:*:prefix-list/*`],
       }),
       ...(slackSecret
         ? [
@@ -196,6 +205,11 @@ export class EksLbDoctorStack extends Stack {
         {
           id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:<${logGroupId}>:*]`,
           reason: 'Log streams of the function\'s own log group only (the ":*" is the log-stream part).',
+        },
+        {
+          id: 'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:*:prefix-list/*]',
+          reason:
+            'ec2:GetManagedPrefixListEntries (read-only) on the prefix lists security-group rules and routes refer to, known only at run time; AWS-managed lists are owned by the account "aws".',
         },
         ...extra,
         ...(hasVpcConfig

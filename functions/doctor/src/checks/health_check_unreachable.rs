@@ -33,7 +33,7 @@
 use serde_json::json;
 
 use super::health_check_response_mismatch::{answered_with_a_code, is_grpc};
-use super::{Check, CheckContext, CheckMeta, FixSafety, Inconclusive};
+use super::{shell_quote, Check, CheckContext, CheckMeta, FixSafety, Inconclusive};
 use crate::finding::{Finding, Severity};
 use crate::snapshot::ProbeOutcome;
 
@@ -92,13 +92,25 @@ impl Check for HealthCheckUnreachable {
             .and_then(|t| cx.health_check_port(t.health))
             .or_else(|| probes.first().map(|p| p.port))
             .map_or("?".to_string(), |p| p.to_string());
+        // An IPv6 address in a URL or host:port takes brackets; nc takes it bare.
+        let host = if address.contains(':') {
+            format!("[{address}]")
+        } else {
+            address.clone()
+        };
         // The load balancer does not verify the target's certificate: neither does `-k`.
         let manual = if is_grpc(tg) {
-            format!("grpcurl -plaintext -max-time 5 {address}:{port} list")
+            format!("grpcurl -plaintext -max-time 5 {host}:{port} list")
         } else if protocol == "HTTPS" {
-            format!("curl -skv --max-time 5 https://{address}:{port}{path}")
+            format!(
+                "curl -skv --max-time 5 {}",
+                shell_quote(&format!("https://{host}:{port}{path}"))
+            )
         } else if protocol == "HTTP" {
-            format!("curl -sv --max-time 5 http://{address}:{port}{path}")
+            format!(
+                "curl -sv --max-time 5 {}",
+                shell_quote(&format!("http://{host}:{port}{path}"))
+            )
         } else {
             format!("nc -vz -w 5 {address} {port}")
         };
@@ -159,7 +171,7 @@ mod tests {
             .as_ref()
             .unwrap()
             .command
-            .starts_with("curl -sv --max-time 5 http://192.168."));
+            .starts_with("curl -sv --max-time 5 'http://192.168."));
     }
 
     #[test]

@@ -36,8 +36,6 @@ mod target_instance_not_running;
 mod target_port_mismatch;
 mod target_registration_drift;
 
-pub mod net;
-
 /// Every check, in catalogue order.
 pub fn registry() -> &'static [&'static dyn Check] {
     &[

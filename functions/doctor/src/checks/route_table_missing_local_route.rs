@@ -1,35 +1,46 @@
-//! `route-table-missing-local-route`: a subnet's route table does not route the VPC CIDR
-//! locally.
+//! `route-table-missing-local-route`: a route table sends load balancer to target traffic
+//! (or the replies) somewhere it is dropped, instead of the VPC's local routing.
 //!
 //! # What it checks
-//! The route tables of the load balancer's subnets and the targets' subnets (the explicit
-//! association, else the VPC's main table): for every CIDR block of the VPC there must be an
-//! active route with that destination and target `local`.
+//! For every load balancer address and every target in another subnet, both directions as
+//! the VPC routes them ([`crate::network_path::evaluate_route`]): the load balancer subnet's
+//! table (its explicit association, else the VPC's main table) for the target's address,
+//! and the target subnet's table for the load balancer's address. The longest matching
+//! prefix decides: the `local` route delivers; a route more specific than `local`, or a
+//! `local` route whose target was replaced by an appliance (a firewall or Gateway Load
+//! Balancer endpoint), sends the packets through that middlebox, which is fine while the
+//! route is active; a blackholed route (its target gone) or no route drops them. Traffic
+//! within one subnet is not routed.
 //!
 //! # Why it matters
 //! The local route is what carries load balancer to target traffic inside the VPC. Since
-//! AWS allows replacing it (to insert a firewall appliance), a replaced or blackholed local
-//! route sends health checks somewhere else, and they time out.
+//! AWS allows replacing it (to insert a firewall appliance), a replaced or blackholed route
+//! sends health checks nowhere, and they time out.
 //!
 //! # Example
-//! Bad: `192.168.0.0/16 -> eni-0fw... (blackhole)`. Good: `192.168.0.0/16 -> local (active)`.
+//! Bad: `192.168.0.0/16 -> eni-0fw... (blackhole)`, or `192.168.64.0/19 -> eni-0fw...
+//! (blackhole)` for the pods' subnet. Good: `192.168.0.0/16 -> local`, or `-> vpce-0gwlb...
+//! (active)` on purpose.
 //!
 //! # Fix safety
-//! Manual: route changes affect the whole subnet; the report gives the `aws ec2 replace-route
-//! --local-target` that restores the local route.
+//! Manual: route changes affect the whole subnet. The report gives `aws ec2 replace-route
+//! --local-target` for a VPC CIDR route, or `aws ec2 delete-route` for a blackholed more
+//! specific route (after which the local route applies), or pointing it at the replacement
+//! appliance, which only its owner knows.
 //!
 //! # References
 //! - <https://repost.aws/knowledge-center/eks-resolve-failed-health-check-alb-nlb> (route tables)
-//! - <https://docs.aws.amazon.com/vpc/latest/userguide/RouteTables.html#route-table-routes>
+//! - <https://docs.aws.amazon.com/vpc/latest/userguide/route-tables-priority.html>
+//! - <https://docs.aws.amazon.com/vpc/latest/userguide/VPC_Route_Tables.html#route-table-routes>
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::json;
 
-use super::net::route_table_for_subnet;
-use super::network_acl_blocks_traffic::{target_subnet_map, target_subnets};
-use super::{Check, CheckContext, CheckMeta, FixSafety, Inconclusive};
+use super::{shell_quote, Check, CheckContext, CheckMeta, FixSafety, Inconclusive, TargetInfo};
 use crate::finding::{Finding, Severity};
+use crate::network_path::{evaluate_route, route_table_for_subnet, PathModel, RouteVerdict, Span};
+use crate::target_state::is_failing;
 
 pub struct RouteTableMissingLocalRoute;
 
@@ -40,6 +51,16 @@ static META: CheckMeta = CheckMeta {
     fix: FixSafety::Manual,
 };
 
+struct Broken<'t> {
+    target: &'t TargetInfo<'t>,
+    table: String,
+    subnet: String,
+    what: String,
+    destination: Option<String>,
+    route_target: Option<String>,
+    why: String,
+}
+
 impl Check for RouteTableMissingLocalRoute {
     fn meta(&self) -> &'static CheckMeta {
         &META
@@ -47,89 +68,163 @@ impl Check for RouteTableMissingLocalRoute {
 
     fn run(&self, cx: &CheckContext<'_>) -> Result<Vec<Finding>, Inconclusive> {
         let aws = &cx.snapshot.aws;
-        let tg = cx.target_group()?;
         let tables = aws
             .route_tables
             .items()
             .map_err(|why| Inconclusive(format!("route tables not collected: {why}")))?;
-        let vpcs = aws
+        let model = PathModel::new(cx)?;
+        let vpc = model.tg.vpc_id.as_deref();
+        let vpc_cidrs: Vec<String> = aws
             .vpcs
             .items()
-            .map_err(|why| Inconclusive(format!("VPCs not collected: {why}")))?;
-        let vpc_id = tg.vpc_id.as_deref();
-        let vpc = vpcs
+            .unwrap_or_default()
             .iter()
-            .find(|v| Some(v.vpc_id.as_str()) == vpc_id)
-            .or_else(|| (vpcs.len() == 1).then(|| &vpcs[0]))
-            .ok_or_else(|| Inconclusive::new("the target group's VPC was not collected"))?;
-        let cidrs = vpc.cidr_blocks();
-        let mut subnets: BTreeSet<String> = target_subnets(cx)?;
-        if let Ok(lb) = cx.load_balancer() {
-            subnets.extend(lb.availability_zones.iter().filter_map(|z| z.subnet_id.clone()));
-        }
-        if subnets.is_empty() {
-            return Err(Inconclusive::new("the targets' subnets are not known"));
-        }
-        let mut missing: Vec<(String, String, String, Option<String>)> = Vec::new();
-        for subnet in &subnets {
-            let Some(table) = route_table_for_subnet(tables, subnet, Some(vpc.vpc_id.as_str())) else {
-                return Err(Inconclusive(format!("no route table found for subnet {subnet}")));
+            .filter(|v| vpc.is_none_or(|id| v.vpc_id == id))
+            .flat_map(|v| v.all_cidr_blocks())
+            .collect();
+        let targets = cx.targets()?;
+        let mut broken: Vec<Broken<'_>> = Vec::new();
+        let mut inspected: BTreeSet<String> = BTreeSet::new();
+        let mut undetermined: BTreeMap<String, String> = BTreeMap::new();
+        for t in &targets {
+            let end = match model.target_end(t) {
+                Ok(end) => end,
+                Err(why) => {
+                    undetermined.insert(t.id().to_string(), why);
+                    continue;
+                }
             };
-            for block in &cidrs {
-                let routes: Vec<_> = table
-                    .routes
-                    .iter()
-                    .filter(|r| r.destination_cidr_block.as_deref() == Some(block.as_str()))
-                    .collect();
-                let local = routes
-                    .iter()
-                    .any(|r| r.gateway_id.as_deref() == Some("local") && r.state.as_deref() != Some("blackhole"));
-                if !local {
-                    let instead = routes
-                        .first()
-                        .map(|r| format!("{} ({})", r.target(), r.state.as_deref().unwrap_or("?")));
-                    missing.push((subnet.clone(), table.route_table_id.clone(), block.clone(), instead));
+            let Some(t_subnet) = end.subnet_id.clone() else {
+                undetermined.insert(t.id().to_string(), "its subnet is not known".into());
+                continue;
+            };
+            for a in &model.lb_addresses {
+                let Some(l_subnet) = a.subnet_id.clone() else { continue };
+                if l_subnet == t_subnet {
+                    continue; // traffic within a subnet is not routed
+                }
+                let directions = [
+                    (
+                        l_subnet.clone(),
+                        Span::addr(end.address),
+                        format!("packets from {} to {}", a.label(), end.address),
+                    ),
+                    (
+                        t_subnet.clone(),
+                        a.addresses,
+                        format!("replies from {} to {}", end.address, a.label()),
+                    ),
+                ];
+                for (subnet, dest, what) in directions {
+                    let Some(table) = route_table_for_subnet(tables, &subnet, vpc) else {
+                        undetermined.insert(t.id().to_string(), format!("no route table found for subnet {subnet}"));
+                        continue;
+                    };
+                    match evaluate_route(table, dest, model.lists) {
+                        RouteVerdict::Local { .. } => {}
+                        RouteVerdict::Middlebox { destination, target } => {
+                            inspected.insert(format!("{}: {destination} -> {target} (active)", table.route_table_id));
+                        }
+                        RouteVerdict::Broken {
+                            destination,
+                            target,
+                            why,
+                        } => broken.push(Broken {
+                            target: t,
+                            table: table.route_table_id.clone(),
+                            subnet,
+                            what,
+                            destination,
+                            route_target: target,
+                            why,
+                        }),
+                        RouteVerdict::Unknown { why } => {
+                            undetermined.insert(t.id().to_string(), why);
+                        }
+                    }
                 }
             }
         }
-        if missing.is_empty() {
-            return Ok(vec![]);
-        }
-        let (_, table, block, instead) = &missing[0];
-        let subnets_hit: BTreeSet<&str> = missing.iter().map(|m| m.0.as_str()).collect();
-        // A load balancer subnet without local routing breaks every target's path.
-        let lb_hit = cx.load_balancer().is_ok_and(|lb| {
-            lb.availability_zones
+        let Some(b) = broken.first() else {
+            let failing: Vec<String> = targets
                 .iter()
-                .any(|z| z.subnet_id.as_deref().is_some_and(|s| subnets_hit.contains(s)))
-        });
-        let affected: Vec<String> = target_subnet_map(cx)?
-            .into_iter()
-            .filter(|(_, subnet)| lb_hit || subnets_hit.contains(subnet.as_str()))
-            .map(|(id, _)| id)
-            .collect();
-        Ok(vec![Finding::new(
+                .filter(|t| is_failing(t.state()) && undetermined.contains_key(t.id()))
+                .map(|t| format!("{}: {}", t.id(), undetermined[t.id()]))
+                .collect();
+            if !failing.is_empty() {
+                return Err(Inconclusive(format!(
+                    "the routes on the path could not be decided ({})",
+                    failing.join("; ")
+                )));
+            }
+            return Ok(vec![]);
+        };
+        let affected: BTreeSet<String> = broken.iter().map(|b| b.target.id().to_string()).collect();
+        let failing = broken
+            .iter()
+            .any(|b| is_failing(b.target.state()) || b.target.state() == "initial");
+        let fix = match &b.destination {
+            Some(d) if vpc_cidrs.contains(d) => Some(format!(
+                "aws ec2 replace-route --route-table-id {} {} {} --local-target",
+                shell_quote(&b.table),
+                if d.contains(':') {
+                    "--destination-ipv6-cidr-block"
+                } else {
+                    "--destination-cidr-block"
+                },
+                shell_quote(d)
+            )),
+            Some(d) if d.contains(':') => Some(format!(
+                "aws ec2 delete-route --route-table-id {} --destination-ipv6-cidr-block {}",
+                shell_quote(&b.table),
+                shell_quote(d)
+            )),
+            Some(d) if !d.starts_with("pl-") => Some(format!(
+                "aws ec2 delete-route --route-table-id {} --destination-cidr-block {}",
+                shell_quote(&b.table),
+                shell_quote(d)
+            )),
+            _ => None,
+        };
+        let mut finding = Finding::new(
             META.id,
-            Severity::Critical,
-            table.clone(),
+            if failing { Severity::Critical } else { Severity::Warning },
+            b.table.clone(),
             format!(
-                "route table {table} has no local route for the VPC CIDR {block}{}; traffic between the load balancer and targets in {} subnet(s) leaves the VPC's local routing",
-                instead.as_ref().map_or(String::new(), |i| format!(" (it goes to {i})")),
-                subnets_hit.len()
+                "{}: the {} are dropped (the route table of subnet {}); {} target(s) affected: {}",
+                b.why,
+                b.what,
+                b.subnet,
+                affected.len(),
+                broken
+                    .iter()
+                    .map(|b| b.target.label())
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         )
         .with_targets(affected)
         .with_evidence(json!({
-            "vpc": vpc.vpc_id,
-            "vpcCidrs": cidrs,
-            "missing": missing.iter().map(|(s, t, b, i)| json!({
-                "subnet": s, "routeTable": t, "cidr": b, "routedInsteadTo": i,
+            "vpcCidrs": vpc_cidrs,
+            "broken": broken.iter().map(|b| json!({
+                "target": b.target.id(),
+                "routeTable": b.table,
+                "subnet": b.subnet,
+                "path": b.what,
+                "destination": b.destination,
+                "routeTarget": b.route_target,
+                "why": b.why,
             })).collect::<Vec<_>>(),
-        }))
-        .with_fix(
-            format!("aws ec2 replace-route --route-table-id {table} --destination-cidr-block {block} --local-target"),
-            None,
-        )])
+            "inspected": inspected,
+            "undetermined": undetermined,
+            "notes": model.notes,
+        }));
+        if let Some(fix) = fix {
+            finding = finding.with_fix(fix, None);
+        }
+        Ok(vec![finding])
     }
 }
 
@@ -152,11 +247,32 @@ mod tests {
             .as_ref()
             .unwrap()
             .command
-            .ends_with("--destination-cidr-block 192.168.0.0/16 --local-target"));
+            .ends_with("--destination-cidr-block '192.168.0.0/16' --local-target"));
     }
 
     #[test]
     fn quiet_with_local_routes() {
         quiet(&RouteTableMissingLocalRoute, &scenario("healthy"));
+        quiet(&RouteTableMissingLocalRoute, &scenario("healthy-ipv6-cluster"));
+    }
+
+    #[test]
+    fn quiet_when_an_active_middlebox_replaced_the_local_route() {
+        quiet(
+            &RouteTableMissingLocalRoute,
+            &scenario("healthy-inspection-local-route"),
+        );
+    }
+
+    #[test]
+    fn a_blackholed_more_specific_route_breaks_only_its_subnet() {
+        let findings = fires(&RouteTableMissingLocalRoute, &scenario("route-to-blackholed-firewall"));
+        let f = &findings[0];
+        assert_eq!(f.targets, ["192.168.72.31"]);
+        assert_eq!(f.resource, "rtb-0a1b2c3d4e5f00052");
+        assert_eq!(
+            f.fix.as_ref().unwrap().command,
+            "aws ec2 delete-route --route-table-id 'rtb-0a1b2c3d4e5f00052' --destination-cidr-block '192.168.64.0/19'"
+        );
     }
 }

@@ -239,26 +239,49 @@ async fn apply_ingress_rule(ec2: &aws_sdk_ec2::Client, change: &FixAction, mode:
         protocol,
         port,
         source_group_id,
+        source_cidrs,
     } = change
     else {
         return (FixStatus::Failed, "not a security-group change".into());
     };
+    if source_group_id.is_none() && source_cidrs.is_empty() {
+        return (FixStatus::Failed, "the change names no source".into());
+    }
+    let source = match source_group_id {
+        Some(g) => g.clone(),
+        None => source_cidrs.join(", "),
+    };
+    let source_group_id = &source;
+    let description = "eks-lb-doctor: load balancer health check";
     let request = |dry_run: bool| {
+        let mut permission = aws_sdk_ec2::types::IpPermission::builder()
+            .ip_protocol(protocol)
+            .from_port(i32::from(*port))
+            .to_port(i32::from(*port));
+        if let FixAction::AuthorizeIngress {
+            source_group_id: Some(g),
+            ..
+        } = change
+        {
+            permission = permission.user_id_group_pairs(
+                aws_sdk_ec2::types::UserIdGroupPair::builder()
+                    .group_id(g)
+                    .description(description)
+                    .build(),
+            );
+        } else {
+            for cidr in source_cidrs {
+                permission = permission.ip_ranges(
+                    aws_sdk_ec2::types::IpRange::builder()
+                        .cidr_ip(cidr)
+                        .description(description)
+                        .build(),
+                );
+            }
+        }
         ec2.authorize_security_group_ingress()
             .group_id(group_id)
-            .ip_permissions(
-                aws_sdk_ec2::types::IpPermission::builder()
-                    .ip_protocol(protocol)
-                    .from_port(i32::from(*port))
-                    .to_port(i32::from(*port))
-                    .user_id_group_pairs(
-                        aws_sdk_ec2::types::UserIdGroupPair::builder()
-                            .group_id(source_group_id)
-                            .description("eks-lb-doctor: load balancer health check")
-                            .build(),
-                    )
-                    .build(),
-            )
+            .ip_permissions(permission.build())
             .dry_run(dry_run)
             .send()
     };

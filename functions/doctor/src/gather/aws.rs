@@ -278,7 +278,10 @@ pub async fn gather_network(
         state.subnets = Collected::not_collected(why.clone());
         state.vpcs = Collected::not_collected(why.clone());
         state.instances = Collected::not_collected(why.clone());
-        state.network_interfaces = Collected::not_collected(why);
+        state.network_interfaces = Collected::not_collected(why.clone());
+        state.load_balancer_interfaces = Collected::not_collected(why.clone());
+        state.target_group_attributes = Collected::not_collected(why.clone());
+        state.load_balancer_attributes = Collected::not_collected(why);
         state.cluster = cluster;
         return;
     };
@@ -313,7 +316,16 @@ pub async fn gather_network(
             return Ok(Vec::new());
         }
         let f = if ip_mode {
-            filter("addresses.private-ip-address", ids.clone())
+            // IPv6 pod addresses sit in delegated prefixes: looked up by subnet below.
+            let v4: Vec<String> = ids
+                .iter()
+                .filter(|id| id.parse::<std::net::Ipv4Addr>().is_ok())
+                .cloned()
+                .collect();
+            if v4.is_empty() {
+                return Ok(Vec::new());
+            }
+            filter("addresses.private-ip-address", v4)
         } else {
             filter("attachment.instance-id", ids.clone())
         };
@@ -387,14 +399,93 @@ pub async fn gather_network(
             .map_err(|e| sdk_error("ec2:DescribeVpcs", &e))?;
         Ok(out.vpcs().iter().map(vpc_model).collect::<Vec<_>>())
     };
+    // The load balancer's own interfaces carry the description `ELB app/NAME/ID` (ALB) or
+    // `ELB net/NAME/ID` (NLB): the ARN's resource after `loadbalancer/`.
+    let lb_descriptions: Vec<String> = tg
+        .load_balancer_arns
+        .iter()
+        .filter_map(|arn| arn.split_once(":loadbalancer/").map(|(_, r)| format!("ELB {r}")))
+        .collect();
+    let lb_enis = async {
+        if lb_descriptions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let pages = aws
+            .ec2
+            .describe_network_interfaces()
+            .filters(filter("description", lb_descriptions.clone()))
+            .into_paginator()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| sdk_error("ec2:DescribeNetworkInterfaces", &e))?;
+        Ok(pages
+            .iter()
+            .flat_map(|p| p.network_interfaces())
+            .map(network_interface)
+            .collect::<Vec<_>>())
+    };
+    let tg_attributes = async {
+        let out = aws
+            .elbv2
+            .describe_target_group_attributes()
+            .target_group_arn(&tg.target_group_arn)
+            .send()
+            .await
+            .map_err(|e| sdk_error("elasticloadbalancing:DescribeTargetGroupAttributes", &e))?;
+        Ok(out
+            .attributes()
+            .iter()
+            .map(|a| {
+                (
+                    a.key().unwrap_or_default().to_string(),
+                    a.value().unwrap_or_default().to_string(),
+                )
+            })
+            .collect::<BTreeMap<_, _>>())
+    };
+    let lb_attributes = async {
+        let Some(arn) = tg.load_balancer_arns.first() else {
+            return Ok(None);
+        };
+        let out = aws
+            .elbv2
+            .describe_load_balancer_attributes()
+            .load_balancer_arn(arn)
+            .send()
+            .await
+            .map_err(|e| sdk_error("elasticloadbalancing:DescribeLoadBalancerAttributes", &e))?;
+        Ok(Some(
+            out.attributes()
+                .iter()
+                .map(|a| {
+                    (
+                        a.key().unwrap_or_default().to_string(),
+                        a.value().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect::<BTreeMap<_, _>>(),
+        ))
+    };
     let cluster_state = cluster;
-    let (lbs, enis, subnets, acls, routes, vpcs) = tokio::join!(
+    let (lbs, enis, subnets, acls, routes, vpcs, lb_enis, tg_attributes, lb_attributes) = tokio::join!(
         bounded(limits, "elasticloadbalancing:DescribeLoadBalancers", lbs),
         bounded(limits, "ec2:DescribeNetworkInterfaces", enis),
         bounded(limits, "ec2:DescribeSubnets", subnets),
         bounded(limits, "ec2:DescribeNetworkAcls", acls),
         bounded(limits, "ec2:DescribeRouteTables", routes),
         bounded(limits, "ec2:DescribeVpcs", vpcs),
+        bounded(limits, "ec2:DescribeNetworkInterfaces", lb_enis),
+        bounded(
+            limits,
+            "elasticloadbalancing:DescribeTargetGroupAttributes",
+            tg_attributes
+        ),
+        bounded(
+            limits,
+            "elasticloadbalancing:DescribeLoadBalancerAttributes",
+            lb_attributes
+        ),
     );
 
     // IP targets the address filter did not find sit in delegated prefixes (VPC CNI prefix
@@ -447,6 +538,47 @@ pub async fn gather_network(
             }
         }
         (enis, _) => enis,
+    };
+
+    // Security groups for pods: a pod address is on a branch interface, attached to nothing;
+    // the trunk interface it is associated with (its tag) is attached to the node's instance.
+    let enis = match enis {
+        Ok(mut found) if ip_mode => {
+            let trunks: BTreeSet<String> = found
+                .iter()
+                .filter(|e| e.interface_type.as_deref() == Some("branch"))
+                .filter_map(|e| e.tag(m::TRUNK_ENI_TAG).map(str::to_string))
+                .filter(|t| t.starts_with("eni-") && !found.iter().any(|e| &e.network_interface_id == t))
+                .collect();
+            if trunks.is_empty() {
+                Ok(found)
+            } else {
+                let extra = bounded(limits, "ec2:DescribeNetworkInterfaces", async {
+                    let pages = aws
+                        .ec2
+                        .describe_network_interfaces()
+                        .set_network_interface_ids(Some(trunks.iter().cloned().collect()))
+                        .into_paginator()
+                        .send()
+                        .try_collect()
+                        .await
+                        .map_err(|e| sdk_error("ec2:DescribeNetworkInterfaces", &e))?;
+                    Ok(pages
+                        .iter()
+                        .flat_map(|p| p.network_interfaces())
+                        .map(network_interface)
+                        .collect::<Vec<_>>())
+                })
+                .await;
+                // A trunk that cannot be described costs the instance lookup, not the rest.
+                match extra {
+                    Ok(extra) => found.extend(extra),
+                    Err(e) => tracing::warn!(error = %e, "trunk interfaces not described"),
+                }
+                Ok(found)
+            }
+        }
+        other => other,
     };
 
     // Phase 3: the instances (targets, or the ones the pod interfaces are attached to), then
@@ -517,7 +649,47 @@ pub async fn gather_network(
     state.vpcs = vpcs.map_or_else(Collected::NotCollected, Collected::Present);
     state.instances = instances.map_or_else(Collected::NotCollected, Collected::Present);
     state.security_groups = groups.map_or_else(Collected::NotCollected, Collected::Present);
+    state.load_balancer_interfaces = lb_enis.map_or_else(Collected::NotCollected, Collected::Present);
+    state.target_group_attributes = tg_attributes.map_or_else(Collected::NotCollected, Collected::Present);
+    state.load_balancer_attributes = match lb_attributes {
+        Ok(Some(a)) => Collected::Present(a),
+        Ok(None) => Collected::Absent,
+        Err(e) => Collected::NotCollected(e),
+    };
     state.cluster = cluster_state;
+
+    // Phase 4: the entries of the managed prefix lists the rules and routes refer to.
+    // Bounded: a VPC's rules rarely refer to more than a handful.
+    const MAX_PREFIX_LISTS: usize = 20;
+    let mut ids: Vec<String> = state.referenced_prefix_lists().into_iter().collect();
+    for id in ids.split_off(ids.len().min(MAX_PREFIX_LISTS)) {
+        let why = format!("more than {MAX_PREFIX_LISTS} prefix lists referenced; {id} not looked up");
+        state.prefix_lists.insert(id, Collected::NotCollected(why));
+    }
+    let lookups = ids.iter().map(|id| {
+        bounded(limits, "ec2:GetManagedPrefixListEntries", async move {
+            let pages = aws
+                .ec2
+                .get_managed_prefix_list_entries()
+                .prefix_list_id(id)
+                .into_paginator()
+                .send()
+                .try_collect()
+                .await
+                .map_err(|e| sdk_error("ec2:GetManagedPrefixListEntries", &e))?;
+            Ok(pages
+                .iter()
+                .flat_map(|p| p.entries())
+                .filter_map(|e| e.cidr().map(str::to_string))
+                .collect::<Vec<_>>())
+        })
+    });
+    let found = futures::future::join_all(lookups).await;
+    for (id, entries) in ids.into_iter().zip(found) {
+        state
+            .prefix_lists
+            .insert(id, entries.map_or_else(Collected::NotCollected, Collected::Present));
+    }
 }
 
 /// `InvalidInstanceID.NotFound: The instance IDs 'i-1, i-2' do not exist` -> [i-1, i-2].
@@ -651,6 +823,7 @@ fn permission(p: &aws_sdk_ec2::types::IpPermission) -> m::IpPermission {
             .iter()
             .map(|r| m::Ipv6Range {
                 cidr_ipv6: r.cidr_ipv6().unwrap_or_default().into(),
+                description: s(r.description()),
             })
             .collect(),
         prefix_list_ids: p
@@ -715,7 +888,13 @@ fn route_table(t: &aws_sdk_ec2::types::RouteTable) -> m::RouteTable {
             .iter()
             .map(|r| m::Route {
                 destination_cidr_block: s(r.destination_cidr_block()),
+                destination_ipv6_cidr_block: s(r.destination_ipv6_cidr_block()),
+                destination_prefix_list_id: s(r.destination_prefix_list_id()),
                 gateway_id: s(r.gateway_id()),
+                egress_only_internet_gateway_id: s(r.egress_only_internet_gateway_id()),
+                local_gateway_id: s(r.local_gateway_id()),
+                carrier_gateway_id: s(r.carrier_gateway_id()),
+                core_network_arn: s(r.core_network_arn()),
                 nat_gateway_id: s(r.nat_gateway_id()),
                 network_interface_id: s(r.network_interface_id()),
                 transit_gateway_id: s(r.transit_gateway_id()),
@@ -764,6 +943,13 @@ fn vpc_model(v: &aws_sdk_ec2::types::Vpc) -> m::Vpc {
                 cidr_block_state: a.cidr_block_state().map(|st| m::CidrBlockState {
                     state: st.state().map(|x| x.as_str().to_string()),
                 }),
+            })
+            .collect(),
+        ipv6_cidr_block_association_set: v
+            .ipv6_cidr_block_association_set()
+            .iter()
+            .map(|a| m::VpcIpv6CidrBlockAssociation {
+                ipv6_cidr_block: a.ipv6_cidr_block().unwrap_or_default().into(),
             })
             .collect(),
     }
@@ -845,6 +1031,7 @@ fn network_interface(n: &aws_sdk_ec2::types::NetworkInterface) -> m::NetworkInte
             instance_id: s(a.instance_id()),
             device_index: a.device_index(),
         }),
+        tag_set: tags_of(n.tag_set()),
     }
 }
 
