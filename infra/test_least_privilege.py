@@ -346,6 +346,20 @@ def test_rbac_checker_catches_patch():
     assert any("non-read verbs ['patch']" in p for p in check_diagnose_cluster_role(docs))
 
 
+def test_rbac_addon_config_role_reads_two_configmaps_by_name():
+    docs = load_rbac()
+    role = find(docs, "Role", "eks-lb-doctor-diagnose-addon-config")
+    assert role["metadata"]["namespace"] == "kube-system"
+    assert role["rules"] == [
+        {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["amazon-vpc-cni", "cilium-config"],
+         "verbs": ["get"]}
+    ]
+    binding = find(docs, "RoleBinding", "eks-lb-doctor-diagnose-addon-config")
+    assert binding["subjects"] == [
+        {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "eks-lb-doctor-diagnose"}
+    ]
+
+
 def test_rbac_kube_proxy_role_is_pinned():
     role = find(load_rbac(), "Role", "eks-lb-doctor-remediate-kube-proxy")
     assert role["metadata"]["namespace"] == "kube-system"

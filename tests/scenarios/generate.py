@@ -164,7 +164,10 @@ NODE6_PD = NodeSpec("i-0a1b2c3d4e5f6a006", "192.168.102.77", "private-1b", "eni-
 FARGATE1 = NodeSpec("fargate-0f9e8d7c6b5a4f3e2", "192.168.109.53", "private-1b", "eni-0fa100000000000f1",
                     nodegroup="fp-default", fargate=True, launched="2026-11-27T02:50:11+00:00",
                     registered="2026-11-27T02:50:59Z")
-ALL_NODES = [NODE1, NODE2, NODE3, NODE4, NODE5_PD, NODE6_PD, FARGATE1]
+FARGATE2 = NodeSpec("fargate-0e8d7c6b5a4f3e2d1", "192.168.75.190", "private-1a", "eni-0fa200000000000f2",
+                    nodegroup="fp-default", fargate=True, launched="2026-11-27T02:49:37+00:00",
+                    registered="2026-11-27T02:50:21Z")
+ALL_NODES = [NODE1, NODE2, NODE3, NODE4, NODE5_PD, NODE6_PD, FARGATE1, FARGATE2]
 
 # Long-lived objects were created with the cluster / load balancer; the node
 # group was rolled this morning, so nodes and pods are recent.
@@ -1598,6 +1601,87 @@ def kube_proxy_daemonset(desired=2) -> dict:
     }
 
 
+VPC_CNI_IMAGE = "602401143452.dkr.ecr.us-east-1.amazonaws.com/amazon-k8s-cni:v1.19.2-eksbuild.1"
+NP_AGENT_IMAGE = "602401143452.dkr.ecr.us-east-1.amazonaws.com/amazon/aws-network-policy-agent:v1.1.6-eksbuild.1"
+
+
+def aws_node_daemonset(desired=2, *, network_policy=False) -> dict:
+    """The VPC CNI add-on's DaemonSet: the CNI and its network policy agent (aws-eks-nodeagent),
+    which enforces NetworkPolicies only with --enable-network-policy=true."""
+    env = [{"name": k, "value": v} for k, v in [
+        ("ADDITIONAL_ENI_TAGS", "{}"), ("AWS_VPC_CNI_NODE_PORT_SUPPORT", "true"),
+        ("AWS_VPC_ENI_MTU", "9001"), ("AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG", "false"),
+        ("AWS_VPC_K8S_CNI_EXTERNALSNAT", "false"), ("ENABLE_IPv4", "true"), ("ENABLE_IPv6", "false"),
+        ("ENABLE_PREFIX_DELEGATION", "false"), ("NETWORK_POLICY_ENFORCING_MODE", "standard"),
+        ("VPC_CNI_VERSION", "v1.19.2"), ("WARM_ENI_TARGET", "1"),
+    ]]
+    agent_args = ["--enable-ipv6=false", f"--enable-network-policy={str(network_policy).lower()}",
+                  "--enable-cloudwatch-logs=false", "--enable-policy-event-logs=false",
+                  "--log-file=/var/log/aws-routed-eni/network-policy-agent.log", "--metrics-bind-addr=:8162",
+                  "--health-probe-bind-addr=:8163", "--conntrack-cache-cleanup-period=300"]
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": meta(
+            "DaemonSet", "aws-node", "kube-system", created="2026-10-01T08:56:05Z", generation=2,
+            annotations={"deprecated.daemonset.template.generation": "2"},
+            labels={"app.kubernetes.io/instance": "aws-vpc-cni", "app.kubernetes.io/name": "aws-node",
+                    "app.kubernetes.io/version": "v1.19.2", "k8s-app": "aws-node"},
+        ),
+        "spec": {
+            "selector": {"matchLabels": {"k8s-app": "aws-node"}},
+            "template": {
+                "metadata": {"labels": {"app.kubernetes.io/instance": "aws-vpc-cni",
+                                        "app.kubernetes.io/name": "aws-node", "k8s-app": "aws-node"}},
+                "spec": {
+                    "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                        "nodeSelectorTerms": [{"matchExpressions": [
+                            {"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]},
+                            {"key": "eks.amazonaws.com/compute-type", "operator": "NotIn",
+                             "values": ["fargate", "hybrid", "auto"]},
+                        ]}]}}},
+                    "containers": [
+                        container("aws-node", VPC_CNI_IMAGE, ports=[(61678, "metrics")], env=env,
+                                  resources={"requests": {"cpu": "25m"}}),
+                        container("aws-eks-nodeagent", NP_AGENT_IMAGE, args=agent_args,
+                                  resources={"requests": {"cpu": "25m"}}),
+                    ],
+                    "hostNetwork": True,
+                    "initContainers": [container("aws-vpc-cni-init", VPC_CNI_IMAGE.replace("amazon-k8s-cni:",
+                                                                                         "amazon-k8s-cni-init:"))],
+                    "priorityClassName": "system-node-critical",
+                    "serviceAccountName": "aws-node",
+                    "terminationGracePeriodSeconds": 10,
+                    "tolerations": [{"operator": "Exists"}],
+                },
+            },
+            "updateStrategy": {"rollingUpdate": {"maxSurge": 0, "maxUnavailable": "10%"}, "type": "RollingUpdate"},
+        },
+        "status": {"currentNumberScheduled": desired, "desiredNumberScheduled": desired, "numberAvailable": desired,
+                   "numberMisscheduled": 0, "numberReady": desired, "observedGeneration": 2,
+                   "updatedNumberScheduled": desired},
+    }
+
+
+def vpc_cni_configmap(*, network_policy=False) -> dict:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": meta("ConfigMap", "amazon-vpc-cni", "kube-system", created="2026-10-01T08:56:05Z",
+                         labels={"app.kubernetes.io/instance": "aws-vpc-cni", "app.kubernetes.io/name": "aws-node",
+                                 "app.kubernetes.io/version": "v1.19.2", "k8s-app": "aws-node"}),
+        "data": {
+            "branch-eni-cooldown": "60",
+            "enable-network-policy-controller": str(network_policy).lower(),
+            "enable-windows-ipam": "false",
+            "enable-windows-prefix-delegation": "false",
+            "minimumWindowsIPTarget": "3",
+            "warmIPTarget": "1",
+            "warmPrefixTarget": "0",
+        },
+    }
+
+
 def kube_proxy_pod(name, node: NodeSpec, *, boot_restart=False) -> dict:
     pod = _kube_proxy_pod(name, node)
     if boot_restart:
@@ -2050,7 +2134,9 @@ def base_state() -> dict:
     pods = [app_pod(APP_POD_1, NODE1, "192.168.72.31"), app_pod(APP_POD_2, NODE2, "192.168.101.44")]
     s = {
         "manifest": {"targetGroupArn": ALB_TG_ARN, "region": REGION, "accountId": ACCOUNT, "clusterName": CLUSTER,
-                     "collectedAt": COLLECTED_AT},
+                     "collectedAt": COLLECTED_AT,
+                     # `kubectl get ds -n kube-system` and `-n calico-system` (none there)
+                     "kubeScope": {"DaemonSet": [{"namespace": "kube-system"}, {"namespace": "calico-system"}]}},
         "expected": {},
         # aws/
         "target_groups": [alb_target_group()],
@@ -2110,11 +2196,14 @@ def base_state() -> dict:
         "kube_system": [
             lbc_deployment(),
             kube_proxy_daemonset(),
+            aws_node_daemonset(),
+            vpc_cni_configmap(),
             lbc_pod(LBC_LEADER, NODE1, "192.168.88.140"),
             lbc_pod(LBC_FOLLOWER, NODE2, "192.168.115.62"),
             kube_proxy_pod("kube-proxy-7xk2m", NODE1),
             kube_proxy_pod("kube-proxy-9pl4n", NODE2, boot_restart=True),
         ],
+        "network_policies": [],
         "node_specs": {n.eni: n for n in nodes},
         "logs": {
             f"kube-system/{LBC_LEADER}": lbc_leader_log(
@@ -3158,7 +3247,7 @@ def tgb_node_selector(s):
 
 @scenario("controller-security-group-tag-ambiguous")
 def controller_security_group_tag_ambiguous(s):
-    expect(s, "lb-controller-errors",
+    expect(s, "cluster-security-group-tag-ambiguous",
            "The nodes carry two security groups tagged kubernetes.io/cluster/demo-cluster (the cluster group and a "
            "node group's own), so the controller cannot choose which one to open for the load balancer and fails "
            "on every reconcile: the health-check rule is missing.")
@@ -3632,12 +3721,342 @@ def healthy_custom_networking(s):
     set_app_logs(s, hc_sources=ALB_NODE_IPS)
 
 
+# ---- beyond the runbook (issue 12)
+
+
+def enable_vpc_cni_network_policy(s):
+    """The VPC CNI add-on with enableNetworkPolicy: the agent enforces, the controller is on."""
+    for i, o in enumerate(s["kube_system"]):
+        if o["kind"] == "DaemonSet" and o["metadata"]["name"] == "aws-node":
+            s["kube_system"][i] = aws_node_daemonset(network_policy=True)
+        if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "amazon-vpc-cni":
+            s["kube_system"][i] = vpc_cni_configmap(network_policy=True)
+
+
+def network_policy(name, *, pod_selector, ingress, created="2026-11-20T14:02:11Z") -> dict:
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": meta("NetworkPolicy", name, "default", created=created, generation=1,
+                         annotations={"kubectl.kubernetes.io/last-applied-configuration": "{}"}),
+        "spec": {"podSelector": pod_selector, "policyTypes": ["Ingress"], **({"ingress": ingress} if ingress is not None else {})},
+    }
+
+
+DEFAULT_DENY = network_policy("default-deny", pod_selector={}, ingress=None)
+
+
+@scenario("network-policy-blocks-load-balancer")
+def network_policy_blocks_load_balancer(s):
+    expect(s, "network-policy-blocks-load-balancer",
+           "The VPC CNI enforces NetworkPolicies; the namespace has a default-deny policy and allows the app's port "
+           "only from the frontend pods and the monitoring namespace. The ALB is not a pod: its health checks to the "
+           "pod IPs are dropped.")
+    use_ip_mode(s)
+    enable_vpc_cni_network_policy(s)
+    s["network_policies"] = [
+        DEFAULT_DENY,
+        network_policy("allow-frontend", pod_selector={"matchLabels": {"app": "alb-instance"}}, ingress=[
+            {"from": [{"podSelector": {"matchLabels": {"app": "frontend"}}},
+                      {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
+             "ports": [{"port": "http", "protocol": "TCP"}]},
+        ]),
+    ]
+    fail_all_targets(s, "Target.Timeout")
+    set_app_logs(s)
+
+
+@scenario("healthy-network-policy-allows-vpc")
+def healthy_network_policy_allows_vpc(s):
+    expect(s, None,
+           "Enforced NetworkPolicies with a default deny, and a rule admitting the VPC's range (minus a quarantine "
+           "subnet) on the named port http: the ALB's addresses are inside it.")
+    use_ip_mode(s)
+    enable_vpc_cni_network_policy(s)
+    s["network_policies"] = [
+        DEFAULT_DENY,
+        network_policy("allow-vpc", pod_selector={"matchExpressions": [
+            {"key": "app", "operator": "In", "values": ["alb-instance", "alb-instance-canary"]}]}, ingress=[
+            {"from": [{"ipBlock": {"cidr": VPC_CIDR, "except": ["192.168.200.0/24"]}}],
+             "ports": [{"port": "http", "protocol": "TCP"}]},
+        ]),
+    ]
+    set_app_logs(s, hc_sources=ALB_NODE_IPS)
+
+
+def gunicorn_container(bind) -> dict:
+    return container(
+        "api", "123456789012.dkr.ecr.us-east-1.amazonaws.com/orders-api:2026.11.3",
+        command=["gunicorn"], args=["--bind", bind, "--workers", "4", "orders.wsgi:app"],
+        ports=[(8080, "http")],
+        readiness={"exec": {"command": ["curl", "-fsS", "http://127.0.0.1:8080/healthz"]},
+                   "failureThreshold": 3, "periodSeconds": 10, "successThreshold": 1, "timeoutSeconds": 2},
+        env=[{"name": "DJANGO_SETTINGS_MODULE", "value": "orders.settings.prod"}],
+    )
+
+
+@scenario("app-listens-on-loopback")
+def app_listens_on_loopback(s):
+    expect(s, "app-listens-on-loopback",
+           "The API's gunicorn binds 127.0.0.1:8080 and its readiness probe is an exec curl to localhost, so the "
+           "pods are Ready while the ALB's health checks to the pod IPs are refused (the replay too).")
+    use_ip_mode(s)
+    for name, node, ip in [(APP_POD_1, NODE1, "192.168.72.31"), (APP_POD_2, NODE2, "192.168.101.44")]:
+        remove(s, "app", "Pod", name)
+        s["app"].append(app_pod(name, node, ip, app_container=gunicorn_container("127.0.0.1:8080")))
+    get(s, "app", "Service", "alb-instance")["spec"]["ports"][0]["targetPort"] = 8080
+    s["target_groups"][0]["Port"] = 8080
+    tgb = get(s, "app", "TargetGroupBinding", ALB_TG_NAME)
+    tgb["spec"]["networking"]["ingress"] = [tgb_rule(8080, group=SG_BACKEND)]
+    drop_rules(s, SG_CLUSTER, 80)
+    sg(s, SG_CLUSTER)["IpPermissions"].append(sg_rule("tcp", 8080, groups=[SG_BACKEND], description=TGB_RULE_DESC))
+    s["target_health"] = [target_health(p["status"]["podIP"], 8080, az=node_of(p).az,
+                                        reason="Target.FailedHealthChecks", description="Health checks failed")
+                          for p in app_pods(s)]
+    reset_events(s)
+    s["logs"] = {k: v for k, v in s["logs"].items() if not k.startswith("default/")}
+    results = [probe_result(p["status"]["podIP"], p["status"]["podIP"], 8080, path="/", outcome="refused", latency=1,
+                            detail="connection refused") for p in app_pods(s)]
+    # the replay's direct probe of each pod on its declared port: refused as well
+    for p in app_pods(s):
+        ip, ref = p["status"]["podIP"], f"default/{p['metadata']['name']}"
+        results.append(dict(probe_result(ip, ip, 8080, path="/", outcome="refused", latency=1,
+                                         detail="connection refused"), pod=ref))
+    s["probe"] = {"results": results}
+
+
+@scenario("target-ip-family-mismatch")
+def target_ip_family_mismatch(s):
+    expect(s, "target-ip-family-mismatch",
+           "An IPv6 cluster (kubernetesNetworkConfig.ipFamily ipv6, Service ipFamilies [IPv6]) behind an ipv4 target "
+           "group of instance targets: kube-proxy serves the NodePort on the nodes' IPv6 addresses, the ALB checks "
+           "their IPv4 ones.")
+    use_ipv6_cluster(s)
+    s["target_groups"] = [alb_target_group()]
+    get(s, "app", "Ingress", "alb-instance")["metadata"]["annotations"]["alb.ingress.kubernetes.io/target-type"] = "instance"
+    tgb = get(s, "app", "TargetGroupBinding", ALB_TG_NAME)
+    tgb["spec"].update(targetType="instance", ipAddressType="ipv4")
+    tgb["spec"]["networking"]["ingress"] = [tgb_rule(30080, group=SG_BACKEND)]
+    sg(s, SG_CLUSTER)["IpPermissions"].append(sg_rule("tcp", 30080, groups=[SG_BACKEND], description=TGB_RULE_DESC))
+    s["cluster"]["kubernetesNetworkConfig"] = {"ipFamily": "ipv6", "serviceIpv6Cidr": "fd5a:9c2b:1d3e::/108",
+                                               "elasticLoadBalancing": {"enabled": False}}
+    s["target_health"] = [target_health(n.instance_id, 30080, reason="Target.Timeout") for n in (NODE1, NODE2)]
+    set_app_logs(s)
+
+
+@scenario("health-check-protocol-version-mismatch")
+def health_check_protocol_version_mismatch(s):
+    expect(s, "health-check-protocol-version-mismatch",
+           "backend-protocol-version GRPC on an Ingress whose pods serve plain HTTP/1.1 (nginx, httpGet readiness "
+           "on the port): the ALB's gRPC health checks fail without a gRPC status.")
+    use_ip_mode(s)
+    ing = get(s, "app", "Ingress", "alb-instance")
+    ing["metadata"]["annotations"].update({
+        "alb.ingress.kubernetes.io/backend-protocol-version": "GRPC",
+        "alb.ingress.kubernetes.io/healthcheck-path": "/AWS.ALB/healthcheck",
+        "alb.ingress.kubernetes.io/success-codes": "0-99",
+    })
+    s["target_groups"][0].update(ProtocolVersion="GRPC", HealthCheckPath="/AWS.ALB/healthcheck",
+                                 Matcher={"GrpcCode": "0-99"})
+    fail_all_targets(s, "Target.FailedHealthChecks", "Health checks failed")
+    set_app_logs(s)
+
+
+def cilium_daemonset() -> dict:
+    ds = kube_proxy_daemonset()
+    ds["metadata"] = meta("DaemonSet", "cilium", "kube-system", created="2026-10-01T09:01:44Z", generation=3,
+                          labels={"app.kubernetes.io/name": "cilium-agent", "app.kubernetes.io/part-of": "cilium",
+                                  "k8s-app": "cilium"})
+    spec = ds["spec"]["template"]["spec"]
+    ds["spec"]["selector"] = {"matchLabels": {"k8s-app": "cilium"}}
+    ds["spec"]["template"]["metadata"] = {"labels": {"k8s-app": "cilium", "app.kubernetes.io/name": "cilium-agent"}}
+    spec["containers"] = [container("cilium-agent", "quay.io/cilium/cilium:v1.16.4", command=["cilium-agent"],
+                                    args=["--config-dir=/tmp/cilium/config-map"])]
+    spec["serviceAccountName"] = "cilium"
+    return ds
+
+
+def cilium_configmap() -> dict:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": meta("ConfigMap", "cilium-config", "kube-system", created="2026-10-01T09:01:44Z",
+                         labels={"app.kubernetes.io/managed-by": "Helm"}),
+        "data": {"cluster-name": CLUSTER, "cni-chaining-mode": "aws-cni", "enable-ipv4": "true",
+                 "enable-ipv6": "false", "kube-proxy-replacement": "true", "routing-mode": "native",
+                 "enable-endpoint-routes": "true", "bpf-lb-sock": "false", "k8s-service-host": "F1E2D3C4B5A6.gr7.us-east-1.eks.amazonaws.com",
+                 "k8s-service-port": "443"},
+    }
+
+
+def replace_kube_proxy_with_cilium(s):
+    s["kube_system"] = [o for o in s["kube_system"]
+                        if not (o["metadata"]["name"].startswith("kube-proxy"))]
+    s["kube_system"] += [cilium_daemonset(), cilium_configmap()]
+    s["logs"] = {k: v for k, v in s["logs"].items() if "kube-proxy" not in k}
+
+
+@scenario("kube-proxy-replacement-nodeport-broken")
+def kube_proxy_replacement_nodeport_broken(s):
+    expect(s, "kube-proxy-replacement-nodeport-broken",
+           "No kube-proxy: Cilium replaces it (kube-proxy-replacement: true, chained to the VPC CNI). With "
+           "externalTrafficPolicy Cluster the only pod runs on node 1, which passes; node 2 cannot forward its "
+           "NodePort to the pod on node 1 and fails.")
+    replace_kube_proxy_with_cilium(s)
+    remove(s, "app", "Pod", APP_POD_2)
+    reset_events(s)
+    fail_target(s, NODE2.instance_id, "Target.Timeout")
+    set_app_logs(s, hc_sources=[NODE1.ip])
+
+
+@scenario("healthy-cilium-kube-proxy-replacement")
+def healthy_cilium_kube_proxy_replacement(s):
+    expect(s, None,
+           "Cilium replaces kube-proxy and forwards NodePorts across nodes: both instance targets are healthy, and "
+           "no kube-proxy pod is missing by design.")
+    replace_kube_proxy_with_cilium(s)
+
+
+@scenario("fargate-instance-target")
+def fargate_instance_target(s):
+    expect(s, "fargate-instance-target",
+           "An NLB with instance targets and externalTrafficPolicy Local in front of pods that all run on Fargate "
+           "(a Fargate profile for the namespace): no registered EC2 node has a pod, so every target fails its "
+           "healthCheckNodePort check. Fargate needs IP targets.")
+    for node in (FARGATE1, FARGATE2):
+        set_node(s, node)
+    pods = [echo_pod("echo-nlb-6c8d9f7b5-h4j6k", FARGATE1, FARGATE1.ip),
+            echo_pod("echo-nlb-6c8d9f7b5-w2x8z", FARGATE2, FARGATE2.ip)]
+    for p in pods:
+        p["spec"]["schedulerName"] = "fargate-scheduler"
+        p["metadata"]["labels"]["eks.amazonaws.com/fargate-profile"] = "fp-default"
+    use_nlb(
+        s, target_type="instance", pods=pods,
+        service=echo_service(etp="Local", hc_node_port=32123, annotations={
+            "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "instance",
+        }),
+        tg=nlb_target_group(port=31080, target_type="instance", hc_port="32123", hc_path="/healthz"),
+        tgb_rules=[tgb_rule(31080, cidr=VPC_CIDR), tgb_rule(32123, cidr=VPC_CIDR)],
+        target_port=31080, open_ports=[31080, 32123],
+    )
+    s["target_health"] = [
+        target_health(n.instance_id, 31080, hc_port="32123", reason="Target.FailedHealthChecks")
+        for n in (NODE1, NODE2)
+    ]
+    set_app_logs(s)
+
+
+@scenario("service-handled-by-legacy-provider")
+def service_handled_by_legacy_provider(s):
+    expect(s, "service-handled-by-legacy-provider",
+           "The Service says aws-load-balancer-type: nlb, so the in-tree cloud provider built the NLB (no "
+           "loadBalancerClass, no TargetGroupBinding); its nlb-target-type: ip, scheme: internal and "
+           "target-group-attributes annotations are the controller's and are ignored: instance targets, "
+           "internet-facing.")
+    pods = [echo_pod("echo-nlb-6c8d9f7b5-h4j6k", NODE1, "192.168.77.21"),
+            echo_pod("echo-nlb-6c8d9f7b5-w2x8z", NODE2, "192.168.104.18")]
+    svc = echo_service(etp="Cluster", annotations={})
+    annotations = svc["metadata"]["annotations"]
+    annotations.pop("service.beta.kubernetes.io/aws-load-balancer-scheme", None)
+    annotations.update({
+        "service.beta.kubernetes.io/aws-load-balancer-type": "nlb",
+        "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "ip",
+        "service.beta.kubernetes.io/aws-load-balancer-scheme": "internal",
+        "service.beta.kubernetes.io/aws-load-balancer-target-group-attributes": "preserve_client_ip.enabled=false",
+    })
+    svc["metadata"].pop("finalizers", None)
+    svc["metadata"]["finalizers"] = ["service.kubernetes.io/load-balancer-cleanup"]
+    svc["spec"].pop("loadBalancerClass")
+    use_nlb(
+        s, target_type="instance", pods=pods, service=svc,
+        tg=nlb_target_group(port=31080, target_type="instance", hc_port="traffic-port", hc_path="/"),
+        tgb_rules=[], target_port=31080, open_ports=[31080],
+    )
+    s["app"] = [o for o in s["app"] if o["kind"] != "TargetGroupBinding"]
+    tg = s["target_groups"][0]
+    tg.update(HealthCheckProtocol="TCP", HealthCheckIntervalSeconds=10, HealthCheckTimeoutSeconds=10,
+              HealthyThresholdCount=2, UnhealthyThresholdCount=2)
+    tg.pop("HealthCheckPath", None)
+    tg.pop("Matcher", None)
+    s["tags"] = [tag_description(NLB_TG_ARN, {
+        "kubernetes.io/service-name": "default/echo-nlb",
+        f"kubernetes.io/cluster/{CLUSTER}": "owned",
+    })]
+    s["target_health"] = [target_health(n.instance_id, 31080) for n in (NODE1, NODE2)]
+    # the controller never reconciles it: its log has no line about this Service
+    s["logs"][f"kube-system/{LBC_LEADER}"] = lbc_leader_log(registered=[])
+    set_app_logs(s)
+
+
+@scenario("readiness-gate-not-injected")
+def readiness_gate_not_injected(s):
+    expect(s, "readiness-gate-not-injected",
+           "IP targets in a namespace without the pod readiness gate label, mid-rollout: the new pods are Ready "
+           "while their targets are still in their initial checks, and the old pods' targets are already "
+           "draining: for a moment no target is healthy.")
+    use_ip_mode(s)
+    new_pods = [(f"alb-instance-{NEW_RS}-p3q8r", NODE1, "192.168.68.120"),
+                (f"alb-instance-{NEW_RS}-t7w2d", NODE2, "192.168.104.77")]
+    for name in (APP_POD_1, APP_POD_2):
+        remove(s, "app", "Pod", name)
+    for name, node, ip in new_pods:
+        s["app"].append(app_pod(name, node, ip, rs_hash=NEW_RS, created="2026-11-27T03:05:02Z"))
+    dep = get(s, "app", "Deployment", "alb-instance")
+    dep["metadata"]["annotations"]["deployment.kubernetes.io/revision"] = "3"
+    s["app"].append(make_replicaset("alb-instance", NEW_RS, replicas=2, labels={"app": "alb-instance"},
+                                    created="2026-11-27T03:05:01Z", revision=3))
+    rs_old = get(s, "app", "ReplicaSet", "alb-instance-7d9c6b5f4")
+    rs_old["spec"]["replicas"] = 0
+    rs_old["status"] = {"observedGeneration": 3, "replicas": 0}
+    s["target_health"] = [
+        {"Target": {"Id": ip, "Port": 80, "AvailabilityZone": node.az}, "HealthCheckPort": "80",
+         "TargetHealth": {"State": "initial", "Reason": "Elb.InitialHealthChecking",
+                          "Description": "Initial health checks in progress"}}
+        for _, node, ip in new_pods
+    ] + [
+        {"Target": {"Id": ip, "Port": 80, "AvailabilityZone": az}, "HealthCheckPort": "80",
+         "TargetHealth": {"State": "draining", "Reason": "Target.DeregistrationInProgress",
+                          "Description": "Target deregistration is in progress"}}
+        for ip, az in OLD_POD_TARGETS
+    ]
+    reset_events(s)
+    set_app_logs(s)
+
+
+@scenario("nlb-hairpin-client-ip-preservation")
+def nlb_hairpin_client_ip_preservation(s):
+    expect(s, "nlb-hairpin-client-ip-preservation",
+           "An internal NLB with instance targets (client IPs preserved by default) and a worker in the same "
+           "cluster that calls it by its DNS name: whenever the NLB picks the worker's own node the connection "
+           "times out. Health checks pass.")
+    pods = [echo_pod("echo-nlb-6c8d9f7b5-h4j6k", NODE1, "192.168.77.21"),
+            echo_pod("echo-nlb-6c8d9f7b5-w2x8z", NODE2, "192.168.104.18")]
+    svc = echo_service(etp="Cluster", annotations={
+        "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "instance",
+    })
+    svc["metadata"]["annotations"]["service.beta.kubernetes.io/aws-load-balancer-scheme"] = "internal"
+    use_nlb(
+        s, target_type="instance", pods=pods, service=svc,
+        tg=nlb_target_group(port=31080, target_type="instance", hc_port="traffic-port", hc_path="/"),
+        tgb_rules=[tgb_rule(31080, cidr=VPC_CIDR)], target_port=31080, open_ports=[31080],
+    )
+    s["load_balancers"][0]["Scheme"] = "internal"
+    worker = app_pod("orders-worker-5f7d8c9b6-x2k4m", NODE1, "192.168.82.64", app="orders-worker",
+                     rs_hash="5f7d8c9b6", app_container=container(
+                         "worker", "123456789012.dkr.ecr.us-east-1.amazonaws.com/orders-worker:2026.11.3",
+                         env=[{"name": "ECHO_URL", "value": f"http://{NLB_DNS}/"},
+                              {"name": "QUEUE", "value": "orders"}]))
+    s["app"].append(worker)
+    s["target_health"] = [target_health(n.instance_id, 31080) for n in (NODE1, NODE2)]
+    set_app_logs(s)
+
+
 # --------------------------------------------------------------------------
 # Derivation, validation, rendering
 # --------------------------------------------------------------------------
 
-KIND_ORDER = ["Deployment", "ReplicaSet", "DaemonSet", "Service", "Endpoints", "EndpointSlice", "Pod", "Ingress",
-              "TargetGroupBinding"]
+KIND_ORDER = ["ConfigMap", "Deployment", "ReplicaSet", "DaemonSet", "Service", "Endpoints", "EndpointSlice", "Pod",
+              "Ingress", "TargetGroupBinding"]
 
 
 def pod_is_ready(pod) -> bool:
@@ -3994,6 +4413,8 @@ def render(name, s) -> dict:
         # `kubectl get ingressclassparams -o yaml` (both API groups when installed)
         "k8s/ingressclassparams.yaml": to_yaml(k8s_list(s.get("ingressclassparams", []))),
         "k8s/kube-system.json": kubectl_json(k8s_list(s["kube_system"])),
+        # `kubectl get networkpolicies -n <backend namespace> -o json`: empty says "none"
+        "k8s/networkpolicies.json": kubectl_json(k8s_list(s["network_policies"])),
     }
     for pl_id, entries in sorted(s["prefix_lists"].items()):
         files[f"aws/ec2-get-managed-prefix-list-entries/{pl_id}.json"] = aws_json({"Entries": entries})

@@ -705,9 +705,11 @@ def _seed_eks(d: Path, region: str, endpoint_url: str | None, ca_data: str | Non
                        resourcesVpcConfig=req_vpc, **kw)
     model = eks_backends[DEFAULT_ACCOUNT_ID][region].clusters[cluster["name"]]
     # Output-only fields moto cannot take through CreateCluster: the cluster security group and
-    # VPC id EKS fills into resourcesVpcConfig, the endpoint and CA (random in moto, invalid PEM),
+    # VPC id EKS fills into resourcesVpcConfig, the network config EKS chose (ipFamily), the endpoint and CA (random in moto, invalid PEM),
     # status and platform version.
     model.resources_vpc_config = copy.deepcopy(vpc)
+    if cluster.get("kubernetesNetworkConfig"):
+        model.kubernetes_network_config = copy.deepcopy(cluster["kubernetesNetworkConfig"])
     model.endpoint = endpoint_url or cluster.get("endpoint")
     model.certificate_authority = {"data": ca_data or cluster.get("certificateAuthority", {}).get("data")}
     if cluster.get("status"):

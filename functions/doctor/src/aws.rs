@@ -531,7 +531,17 @@ pub struct Cluster {
     pub endpoint: Option<String>,
     pub status: Option<String>,
     pub resources_vpc_config: Option<ClusterVpcConfig>,
+    pub kubernetes_network_config: Option<KubernetesNetworkConfig>,
     pub certificate_authority: Option<CertificateAuthority>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct KubernetesNetworkConfig {
+    /// `ipv4` or `ipv6`: the family of pod and Service addresses.
+    pub ip_family: Option<String>,
+    pub service_ipv4_cidr: Option<String>,
+    pub service_ipv6_cidr: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]

@@ -36,21 +36,31 @@ pub const DEPTH: &[&str] = &[
     "target-instance-not-running",
     "target-in-disabled-az",
     "load-balancer-internal-error",
+    "target-ip-family-mismatch",
+    "fargate-instance-target",
+    "service-handled-by-legacy-provider",
+    "cluster-security-group-tag-ambiguous",
     "lb-controller-errors",
     "target-registration-drift",
     "route-table-missing-local-route",
     "network-acl-blocks-traffic",
     "security-group-blocks-health-check",
+    "network-policy-blocks-load-balancer",
     "node-security-groups-mismatch",
+    "kube-proxy-replacement-nodeport-broken",
     "kube-proxy-unhealthy",
     "ingress-annotation-invalid",
     "service-annotation-invalid",
     "selector-matches-no-pods",
     "target-port-mismatch",
     "pod-not-ready",
+    "app-listens-on-loopback",
     "external-traffic-policy-local",
     "endpoints-missing",
+    "health-check-protocol-version-mismatch",
+    "readiness-gate-not-injected",
     "health-check-response-mismatch",
+    "nlb-hairpin-client-ip-preservation",
     "health-check-unreachable",
 ];
 
@@ -63,11 +73,23 @@ pub const SYMPTOMS: &[&str] = &["health-check-unreachable"];
 pub const EXPLAINED_BY: &[(&str, &[&str])] = &[
     ("pod-not-ready", &["target-instance-not-running"]),
     ("kube-proxy-unhealthy", &["target-instance-not-running"]),
-    ("target-registration-drift", &["lb-controller-errors"]),
-    ("security-group-blocks-health-check", &["lb-controller-errors"]),
+    ("lb-controller-errors", &["cluster-security-group-tag-ambiguous"]),
+    (
+        "target-registration-drift",
+        &[
+            "target-ip-family-mismatch",
+            "fargate-instance-target",
+            "lb-controller-errors",
+        ],
+    ),
+    (
+        "security-group-blocks-health-check",
+        &["cluster-security-group-tag-ambiguous", "lb-controller-errors"],
+    ),
+    ("service-annotation-invalid", &["service-handled-by-legacy-provider"]),
     (
         "external-traffic-policy-local",
-        &["selector-matches-no-pods", "pod-not-ready"],
+        &["fargate-instance-target", "selector-matches-no-pods", "pod-not-ready"],
     ),
     ("endpoints-missing", &["selector-matches-no-pods", "pod-not-ready"]),
     (
@@ -76,12 +98,20 @@ pub const EXPLAINED_BY: &[(&str, &[&str])] = &[
             "ingress-annotation-invalid",
             "service-annotation-invalid",
             "pod-not-ready",
+            "health-check-protocol-version-mismatch",
         ],
     ),
     (
         "health-check-unreachable",
         &[
             "target-instance-not-running",
+            "target-ip-family-mismatch",
+            "fargate-instance-target",
+            "cluster-security-group-tag-ambiguous",
+            "network-policy-blocks-load-balancer",
+            "kube-proxy-replacement-nodeport-broken",
+            "app-listens-on-loopback",
+            "health-check-protocol-version-mismatch",
             "target-registration-drift",
             "route-table-missing-local-route",
             "network-acl-blocks-traffic",
@@ -101,8 +131,7 @@ pub const EXPLAINED_BY: &[(&str, &[&str])] = &[
 
 /// What the tool cannot see from the APIs it reads: named when targets stay unexplained.
 pub const NOT_CHECKED: &[&str] = &[
-    "whether the application listens on the pod's own address (an app bound to 127.0.0.1 passes an exec or localhost readiness probe and refuses the load balancer)",
-    "NetworkPolicies selecting the pods (not gathered)",
+    "an application bound to 127.0.0.1 that its arguments, environment or the replay do not reveal",
     "a host firewall or security agent on the node (iptables / nftables rules outside kube-proxy's)",
     "the application's own behaviour under the health check (slow responses, connection limits)",
 ];

@@ -213,6 +213,8 @@ pub fn write_dump(snapshot: &Snapshot, dir: &Path) -> Result<()> {
     kube_list(dir, "deployments", &k.deployments, none)?;
     kube_list(dir, "replicasets", &k.replica_sets, none)?;
     kube_list(dir, "daemonsets", &k.daemon_sets, none)?;
+    kube_list(dir, "configmaps", &k.config_maps, none)?;
+    kube_list(dir, "networkpolicies", &k.network_policies, none)?;
     if let Some(logs) = k.logs.present() {
         fs::create_dir_all(dir.join("k8s/logs")).map_err(|source| Error::Read {
             path: dir.join("k8s/logs"),

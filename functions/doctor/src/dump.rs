@@ -284,6 +284,8 @@ const KINDS: &[(&str, &[&str])] = &[
     ("Deployment", &["deployments", "deployment", "deploy"]),
     ("ReplicaSet", &["replicasets", "replicaset", "rs"]),
     ("DaemonSet", &["daemonsets", "daemonset", "ds"]),
+    ("ConfigMap", &["configmaps", "configmap", "cm"]),
+    ("NetworkPolicy", &["networkpolicies", "networkpolicy", "netpol"]),
 ];
 
 /// The API groups each kind is read from (the group part of `apiVersion`).
@@ -293,7 +295,7 @@ fn expected_group(kind: &str) -> &'static [&'static str] {
         "EndpointSlice" => &["discovery.k8s.io"],
         // events.k8s.io/v1 is converted to the core shape on load.
         "Event" => &["", "events.k8s.io"],
-        "Ingress" | "IngressClass" => &["networking.k8s.io"],
+        "Ingress" | "IngressClass" | "NetworkPolicy" => &["networking.k8s.io"],
         "Deployment" | "DaemonSet" | "ReplicaSet" => &["apps"],
         _ => &[""],
     }
@@ -421,6 +423,8 @@ fn load_kube(dir: &Path, snapshot: &mut Snapshot, declared_scope: BTreeMap<Strin
     kube.deployments = typed(&objects, "Deployment")?;
     kube.replica_sets = typed(&objects, "ReplicaSet")?;
     kube.daemon_sets = typed(&objects, "DaemonSet")?;
+    kube.config_maps = typed(&objects, "ConfigMap")?;
+    kube.network_policies = typed(&objects, "NetworkPolicy")?;
     kube.logs = load_logs(&k8s.join("logs"))?;
     // Scope: declared by the manifest, else the namespaces the kind's objects are in (an
     // empty List in a file named after the kind says "listed everywhere, none found").
@@ -635,6 +639,8 @@ impl KubeState {
             deployments: Collected::NotCollected(nc()),
             replica_sets: Collected::NotCollected(nc()),
             daemon_sets: Collected::NotCollected(nc()),
+            config_maps: Collected::NotCollected(nc()),
+            network_policies: Collected::NotCollected(nc()),
             logs: Collected::NotCollected(nc()),
             scopes: BTreeMap::new(),
         }
@@ -664,7 +670,7 @@ mod tests {
 
     #[test]
     fn reads_yaml_documents_typed_lists_and_skips_unknown_kinds() {
-        let yaml = "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\nspec: {selector: {app: web}}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg, namespace: shop}\n";
+        let yaml = "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\nspec: {selector: {app: web}}\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: cfg, namespace: shop}\n";
         // A typed list as the API returns it: items carry no kind of their own.
         let pod_list = r#"{"apiVersion": "v1", "kind": "PodList", "items": [{"metadata": {"name": "web-1", "namespace": "shop"}}]}"#;
         let tmp = dump_with(&[
@@ -690,7 +696,7 @@ mod tests {
             .unwrap()
             .contains("no file under k8s/ holds Node"));
         assert!(
-            snap.notes.iter().any(|n| n.contains("v1 ConfigMap (1)")),
+            snap.notes.iter().any(|n| n.contains("v1 Secret (1)")),
             "{:?}",
             snap.notes
         );

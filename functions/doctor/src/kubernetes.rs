@@ -324,6 +324,29 @@ pub fn daemon_set_skips_node(ds: &DaemonSet, node: &Node) -> Option<String> {
     None
 }
 
+/// The workload that owns a pod, as `(kind, name)`: a ReplicaSet's Deployment when the
+/// ReplicaSet is known, else the pod's controller itself (StatefulSet, DaemonSet, ...).
+pub fn workload_of(pod: &Pod, replica_sets: &[k8s_openapi::api::apps::v1::ReplicaSet]) -> Option<(String, String)> {
+    let owner = pod
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.controller == Some(true))?;
+    if owner.kind == "ReplicaSet" {
+        let rs = replica_sets.iter().find(|r| {
+            r.metadata.name.as_deref() == Some(owner.name.as_str()) && r.metadata.namespace == pod.metadata.namespace
+        });
+        if let Some(d) = rs
+            .and_then(|r| r.metadata.owner_references.as_ref())
+            .and_then(|refs| refs.iter().find(|o| o.controller == Some(true)))
+        {
+            return Some((d.kind.clone(), d.name.clone()));
+        }
+    }
+    Some((owner.kind.clone(), owner.name.clone()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,6 +12,7 @@ pub mod causality;
 pub mod checks;
 pub mod collect;
 pub mod controller;
+pub mod dataplane;
 pub mod dump;
 pub mod error;
 pub mod finding;

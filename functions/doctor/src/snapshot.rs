@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::{Endpoints, Event, Namespace, Node, Pod, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Event, Namespace, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
+use k8s_openapi::api::networking::v1::{Ingress, IngressClass, NetworkPolicy};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::{Deserialize, Serialize};
 
@@ -148,6 +148,9 @@ pub struct KubeState {
     pub deployments: Collected<Vec<Deployment>>,
     pub replica_sets: Collected<Vec<ReplicaSet>>,
     pub daemon_sets: Collected<Vec<DaemonSet>>,
+    /// kube-system's `amazon-vpc-cni` and `cilium-config` (when they exist).
+    pub config_maps: Collected<Vec<ConfigMap>>,
+    pub network_policies: Collected<Vec<NetworkPolicy>>,
     /// Container logs keyed by (namespace, pod name).
     pub logs: Collected<BTreeMap<(String, String), String>>,
     /// What each namespaced kind's collected list covers, by kind name (`Pod`, `Deployment`,
@@ -279,6 +282,10 @@ pub struct TargetGroupBindingSpec {
     /// targets it registered itself (v2.10+).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub multi_cluster_target_group: Option<bool>,
+    /// The ingress rules the controller keeps on the targets' security groups; unset when it
+    /// manages none (`manage-backend-security-group-rules: "false"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub networking: Option<serde_json::Value>,
 }
 
 /// IngressClassParams: `elbv2.k8s.aws/v1beta1` (the controller) or `eks.amazonaws.com/v1`

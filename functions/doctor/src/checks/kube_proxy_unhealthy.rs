@@ -82,6 +82,11 @@ impl Check for KubeProxyUnhealthy {
         if !target_nodes.is_empty() && target_nodes.iter().all(builtin) {
             return Ok(vec![]);
         }
+        // A CNI that replaces kube-proxy forwards NodePorts itself: no kube-proxy to judge
+        // (kube-proxy-replacement-nodeport-broken looks at that path).
+        if let crate::dataplane::NodePortForwarder::Replacement(_) = crate::dataplane::node_port_forwarder(cx) {
+            return Ok(vec![]);
+        }
         let daemon_sets = cx.scoped("DaemonSet", &kube.daemon_sets, NAMESPACE, &[LABEL])?;
         let Some(ds) = daemon_sets
             .iter()

@@ -551,7 +551,14 @@ mod tests {
             .iter()
             .find(|f| f.check == "security-group-blocks-health-check")
             .unwrap();
-        assert_eq!(sg.explained_by, Some("lb-controller-errors"));
+        // The controller's error is itself explained by the ambiguous tags that cause it.
+        assert_eq!(sg.explained_by, Some("cluster-security-group-tag-ambiguous"));
+        let lbc = report
+            .findings
+            .iter()
+            .find(|f| f.check == "lb-controller-errors")
+            .unwrap();
+        assert_eq!(lbc.explained_by, Some("cluster-security-group-tag-ambiguous"));
     }
 
     #[test]

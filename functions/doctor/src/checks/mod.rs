@@ -16,23 +16,33 @@ use crate::resolve::{port_text, Backend, Resolution};
 use crate::snapshot::Snapshot;
 use crate::{kubernetes, target_state};
 
+mod app_listens_on_loopback;
+mod cluster_security_group_tag_ambiguous;
 mod endpoints_missing;
 mod external_traffic_policy_local;
+mod fargate_instance_target;
+mod health_check_protocol_version_mismatch;
 mod health_check_response_mismatch;
 mod health_check_unreachable;
 mod ingress_annotation_invalid;
+mod kube_proxy_replacement_nodeport_broken;
 mod kube_proxy_unhealthy;
 mod lb_controller_errors;
 mod load_balancer_internal_error;
 mod network_acl_blocks_traffic;
+mod network_policy_blocks_load_balancer;
+mod nlb_hairpin_client_ip_preservation;
 mod node_security_groups_mismatch;
 mod pod_not_ready;
+mod readiness_gate_not_injected;
 mod route_table_missing_local_route;
 mod security_group_blocks_health_check;
 mod selector_matches_no_pods;
 mod service_annotation_invalid;
+mod service_handled_by_legacy_provider;
 mod target_in_disabled_az;
 mod target_instance_not_running;
+mod target_ip_family_mismatch;
 mod target_port_mismatch;
 mod target_registration_drift;
 
@@ -58,6 +68,16 @@ pub fn registry() -> &'static [&'static dyn Check] {
         &target_in_disabled_az::TargetInDisabledAz,
         &target_instance_not_running::TargetInstanceNotRunning,
         &load_balancer_internal_error::LoadBalancerInternalError,
+        &network_policy_blocks_load_balancer::NetworkPolicyBlocksLoadBalancer,
+        &app_listens_on_loopback::AppListensOnLoopback,
+        &target_ip_family_mismatch::TargetIpFamilyMismatch,
+        &health_check_protocol_version_mismatch::HealthCheckProtocolVersionMismatch,
+        &kube_proxy_replacement_nodeport_broken::KubeProxyReplacementNodeportBroken,
+        &cluster_security_group_tag_ambiguous::ClusterSecurityGroupTagAmbiguous,
+        &fargate_instance_target::FargateInstanceTarget,
+        &service_handled_by_legacy_provider::ServiceHandledByLegacyProvider,
+        &readiness_gate_not_injected::ReadinessGateNotInjected,
+        &nlb_hairpin_client_ip_preservation::NlbHairpinClientIpPreservation,
     ]
 }
 

@@ -27,6 +27,16 @@ const CATALOGUE: &[&str] = &[
     "target-in-disabled-az",
     "target-instance-not-running",
     "load-balancer-internal-error",
+    "network-policy-blocks-load-balancer",
+    "app-listens-on-loopback",
+    "target-ip-family-mismatch",
+    "health-check-protocol-version-mismatch",
+    "kube-proxy-replacement-nodeport-broken",
+    "cluster-security-group-tag-ambiguous",
+    "fargate-instance-target",
+    "service-handled-by-legacy-provider",
+    "readiness-gate-not-injected",
+    "nlb-hairpin-client-ip-preservation",
 ];
 
 /// The safe-fix catalogue of DESIGN.md: (fix ID, the check it answers, may run unattended).

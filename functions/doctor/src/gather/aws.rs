@@ -1048,6 +1048,11 @@ fn cluster(c: &aws_sdk_eks::types::Cluster) -> m::Cluster {
             cluster_security_group_id: s(v.cluster_security_group_id()),
             vpc_id: s(v.vpc_id()),
         }),
+        kubernetes_network_config: c.kubernetes_network_config().map(|k| m::KubernetesNetworkConfig {
+            ip_family: k.ip_family().map(|f| f.as_str().to_string()),
+            service_ipv4_cidr: s(k.service_ipv4_cidr()),
+            service_ipv6_cidr: s(k.service_ipv6_cidr()),
+        }),
         certificate_authority: c
             .certificate_authority()
             .map(|a| m::CertificateAuthority { data: s(a.data()) }),

@@ -7,9 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use futures::future::join_all;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::{Endpoints, Event, Namespace, Node, Pod, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Event, Namespace, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
+use k8s_openapi::api::networking::v1::{Ingress, IngressClass, NetworkPolicy};
 use kube::api::{Api, DynamicObject, ListParams, LogParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::Client;
@@ -17,6 +17,8 @@ use serde::de::DeserializeOwned;
 
 use super::{bounded, ApiCalls, Limits};
 use crate::checks::{labels_match, node_instance_id};
+// Read by name only: infra/k8s/rbac.yaml grants just these two ConfigMaps.
+use crate::dataplane::{CILIUM_CONFIG, VPC_CNI_CONFIG};
 use crate::snapshot::{Collected, IngressClassParams, KubeState, Scope, Snapshot, TargetGroupBinding};
 
 const CONTROLLER_LABEL: (&str, &str) = ("app.kubernetes.io/name", "aws-load-balancer-controller");
@@ -146,67 +148,104 @@ pub async fn gather(
     let mut notes = Vec::new();
     // Phase 1: what resolution and the cluster-wide checks need. TargetGroupBindings and
     // IngressClassParams exist in two API groups: the controller's and EKS Auto Mode's.
-    let (tgbs, tgbs_auto, params, params_auto, classes, nodes, deployments, daemon_sets, proxies) = tokio::join!(
-        list_custom::<TargetGroupBinding>(
-            client,
-            ("elbv2.k8s.aws", "v1beta1", "TargetGroupBinding", "targetgroupbindings"),
-            calls,
-            limits
-        ),
-        list_custom::<TargetGroupBinding>(
-            client,
-            ("eks.amazonaws.com", "v1", "TargetGroupBinding", "targetgroupbindings"),
-            calls,
-            limits
-        ),
-        list_custom::<IngressClassParams>(
-            client,
-            ("elbv2.k8s.aws", "v1beta1", "IngressClassParams", "ingressclassparams"),
-            calls,
-            limits
-        ),
-        list_custom::<IngressClassParams>(
-            client,
-            ("eks.amazonaws.com", "v1", "IngressClassParams", "ingressclassparams"),
-            calls,
-            limits
-        ),
-        list(
-            Api::<IngressClass>::all(client.clone()),
-            ListParams::default(),
-            calls,
-            limits,
-            "list ingressclasses".into()
-        ),
-        list(
-            Api::<Node>::all(client.clone()),
-            ListParams::default(),
-            calls,
-            limits,
-            "list nodes".into()
-        ),
-        list(
-            Api::<Deployment>::all(client.clone()),
-            ListParams::default().labels(&selector(CONTROLLER_LABEL)),
-            calls,
-            limits,
-            "list deployments".into()
-        ),
-        list(
-            Api::<DaemonSet>::namespaced(client.clone(), "kube-system"),
-            ListParams::default().labels(&selector(KUBE_PROXY_LABEL)),
-            calls,
-            limits,
-            "list daemonsets in kube-system".into()
-        ),
-        list(
-            Api::<Pod>::namespaced(client.clone(), "kube-system"),
-            ListParams::default().labels(&selector(KUBE_PROXY_LABEL)),
-            calls,
-            limits,
-            "list pods in kube-system".into()
-        ),
+    let (
+        (tgbs, tgbs_auto, params, params_auto, classes, nodes, deployments, daemon_sets, proxies),
+        (calico_daemon_sets, vpc_cni_config, cilium_config),
+    ) = tokio::join!(
+        async {
+            tokio::join!(
+                list_custom::<TargetGroupBinding>(
+                    client,
+                    ("elbv2.k8s.aws", "v1beta1", "TargetGroupBinding", "targetgroupbindings"),
+                    calls,
+                    limits
+                ),
+                list_custom::<TargetGroupBinding>(
+                    client,
+                    ("eks.amazonaws.com", "v1", "TargetGroupBinding", "targetgroupbindings"),
+                    calls,
+                    limits
+                ),
+                list_custom::<IngressClassParams>(
+                    client,
+                    ("elbv2.k8s.aws", "v1beta1", "IngressClassParams", "ingressclassparams"),
+                    calls,
+                    limits
+                ),
+                list_custom::<IngressClassParams>(
+                    client,
+                    ("eks.amazonaws.com", "v1", "IngressClassParams", "ingressclassparams"),
+                    calls,
+                    limits
+                ),
+                list(
+                    Api::<IngressClass>::all(client.clone()),
+                    ListParams::default(),
+                    calls,
+                    limits,
+                    "list ingressclasses".into()
+                ),
+                list(
+                    Api::<Node>::all(client.clone()),
+                    ListParams::default(),
+                    calls,
+                    limits,
+                    "list nodes".into()
+                ),
+                list(
+                    Api::<Deployment>::all(client.clone()),
+                    ListParams::default().labels(&selector(CONTROLLER_LABEL)),
+                    calls,
+                    limits,
+                    "list deployments".into()
+                ),
+                // Every DaemonSet of kube-system: kube-proxy, aws-node (and its network policy
+                // agent), or a CNI replacing them (Cilium).
+                list(
+                    Api::<DaemonSet>::namespaced(client.clone(), "kube-system"),
+                    ListParams::default(),
+                    calls,
+                    limits,
+                    "list daemonsets in kube-system".into()
+                ),
+                list(
+                    Api::<Pod>::namespaced(client.clone(), "kube-system"),
+                    ListParams::default().labels(&selector(KUBE_PROXY_LABEL)),
+                    calls,
+                    limits,
+                    "list pods in kube-system".into()
+                ),
+            )
+        },
+        async {
+            let config_maps = Api::<ConfigMap>::namespaced(client.clone(), "kube-system");
+            tokio::join!(
+                // Calico installed by the Tigera operator.
+                list(
+                    Api::<DaemonSet>::namespaced(client.clone(), "calico-system"),
+                    ListParams::default(),
+                    calls,
+                    limits,
+                    "list daemonsets in calico-system".into()
+                ),
+                // The VPC CNI's and Cilium's settings (network policy, kube-proxy replacement).
+                call(
+                    calls,
+                    limits,
+                    "get configmaps in kube-system".into(),
+                    config_maps.get(VPC_CNI_CONFIG)
+                ),
+                call(
+                    calls,
+                    limits,
+                    "get configmaps in kube-system".into(),
+                    config_maps.get(CILIUM_CONFIG)
+                ),
+            )
+        }
     );
+    let daemon_sets = merge(vec![daemon_sets, calico_daemon_sets]);
+    let config_maps = merge(vec![one(vpc_cni_config), one(cilium_config)]);
     let mut skipped = Vec::new();
     let tgbs = merge(vec![
         tgbs.into_collected(&mut skipped),
@@ -229,6 +268,7 @@ pub async fn gather(
         nodes,
         deployments,
         daemon_sets,
+        config_maps,
         ..KubeState::all_not_collected("not gathered")
     };
     // What each list covered, so that a check never reads "absent" outside it.
@@ -244,8 +284,14 @@ pub async fn gather(
     );
     state.scopes.insert(
         "DaemonSet".into(),
-        Scope(vec![Scope::namespace("kube-system", &[KUBE_PROXY_LABEL])]),
+        Scope(vec![
+            Scope::namespace("kube-system", &[]),
+            Scope::namespace("calico-system", &[]),
+        ]),
     );
+    state
+        .scopes
+        .insert("ConfigMap".into(), Scope(vec![Scope::namespace("kube-system", &[])]));
 
     let backend = match &resolution.backend {
         Ok(b) => b.clone(),
@@ -257,6 +303,7 @@ pub async fn gather(
             state.ingresses = Collected::not_collected(reason.clone());
             state.events = Collected::not_collected(reason.clone());
             state.namespaces = Collected::not_collected(reason.clone());
+            state.network_policies = Collected::not_collected(reason.clone());
             state.pods = Collected::not_collected(reason.clone());
             state.logs = Collected::not_collected(reason);
             return (state, notes);
@@ -294,7 +341,7 @@ pub async fn gather(
         Api::<Endpoints>::namespaced(client.clone(), ns),
     );
     let namespaces_api = Api::<Namespace>::all(client.clone());
-    let (service, endpoints, slices, pods, ingresses, events, namespace, controller_pods, replica_sets) = tokio::join!(
+    let (service, endpoints, slices, pods, ingresses, events, namespace, controller_pods, replica_sets, policies) = tokio::join!(
         call(
             calls,
             limits,
@@ -346,8 +393,16 @@ pub async fn gather(
             limits,
             format!("list replicasets.apps in {ns}")
         ),
+        list(
+            Api::<NetworkPolicy>::namespaced(client.clone(), ns),
+            ListParams::default(),
+            calls,
+            limits,
+            format!("list networkpolicies.networking.k8s.io in {ns}")
+        ),
     );
     state.replica_sets = replica_sets;
+    state.network_policies = policies;
     for kind in [
         "Service",
         "Endpoints",
@@ -355,6 +410,7 @@ pub async fn gather(
         "Ingress",
         "Event",
         "ReplicaSet",
+        "NetworkPolicy",
     ] {
         state.scopes.insert(kind.into(), Scope(vec![Scope::namespace(ns, &[])]));
     }
